@@ -1,0 +1,121 @@
+"""Dense baseline models: zoo models trained once and kept on disk, or the user's file.
+
+Trained zoo models live under `$PRUNESCOPE_HOME/baselines`, keyed by architecture,
+dataset, epochs, seed and library versions, so a second start loads them in seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ._keras import keras, tf
+from .datasets import Dataset
+from .errors import BadInput
+from .metrics import save_model
+from .specs import DataRef, ModelRef, ProgressFn
+from .zoo import ZOO, imagenet_weights_path
+
+TRAIN_BATCH = 64
+
+
+def home() -> Path:
+    """Where PruneScope keeps baselines, artifacts and runs."""
+    return Path(os.environ.get("PRUNESCOPE_HOME", Path.home() / ".cache" / "prunescope"))
+
+
+def _dataset_key(ref: DataRef) -> str:
+    return f"npz-{ref.sha256[:12]}" if ref.is_file else ref.name
+
+
+def baseline_path(model: ModelRef, data: DataRef, epochs: int, seed: int = 0) -> Path:
+    versions = f"tf{tf.__version__}-tfk{keras.__version__}"
+    return home() / "baselines" / f"{model.name}-{_dataset_key(data)}-e{epochs}-s{seed}-{versions}.keras"
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    def __init__(self, epochs: int, on_progress: Optional[ProgressFn]):
+        super().__init__()
+        self.epochs, self.on_progress = epochs, on_progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.on_progress:
+            acc = (logs or {}).get("accuracy", float("nan"))
+            self.on_progress((epoch + 1) / self.epochs, f"training epoch {epoch + 1}/{self.epochs}: accuracy {acc:.3f}")
+
+
+def check_compatible(model: keras.Model, dataset: Dataset) -> None:
+    """The model must take the dataset's inputs and predict at least its classes."""
+    expects = tuple(model.input_shape[1:])
+    has = dataset.input_shape
+    if len(expects) != len(has) or any(e is not None and e != h for e, h in zip(expects, has)):
+        shown = tuple("any" if e is None else e for e in expects)
+        raise BadInput(f"model expects {shown} inputs, the dataset has {has}: pick a matching dataset or model")
+    classes = model.output_shape[-1]
+    if len(model.output_shape) != 2 or classes < dataset.num_classes:
+        raise BadInput(
+            f"model outputs {model.output_shape[1:]} but the dataset has {dataset.num_classes} classes: "
+            "the model needs one output per class"
+        )
+
+
+def load_model_file(ref: ModelRef) -> keras.Model:
+    try:
+        model = keras.models.load_model(ref.path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"cannot load {ref.name} as a Keras model ({first[:200]}): save it with model.save('m.keras')") from None
+    if not isinstance(model, keras.Model) or not model.built:
+        raise BadInput(f"{ref.name} is not a built Keras model: save a Sequential or functional model")
+    return model
+
+
+def load_baseline(
+    ref: ModelRef, data: DataRef, dataset: Dataset, seed: int = 0, on_progress: Optional[ProgressFn] = None
+) -> tuple[keras.Model, str, str]:
+    """(model, how its weights were obtained, path on disk); trains and stores zoo models once."""
+    if ref.is_file:
+        model = load_model_file(ref)
+        check_compatible(model, dataset)
+        return model, f"your file {ref.name}", ref.path
+    if ref.name not in ZOO:
+        raise BadInput(f"unknown model {ref.name!r}: choose one of {', '.join(ZOO)} or a .keras/.h5 path")
+    entry = ZOO[ref.name]
+    epochs = entry.epochs if ref.epochs is None else ref.epochs
+    path = baseline_path(ref, data, epochs, seed)
+    meta_path = path.with_suffix(".json")
+    if path.is_file() and meta_path.is_file():
+        model = keras.models.load_model(path, compile=False)
+        return model, json.loads(meta_path.read_text())["description"], str(path)
+    if not dataset.has_train:
+        raise BadInput(f"{dataset.name} has no x_train/y_train, so {ref.name} cannot be trained: add them or upload a trained model")
+    keras.utils.set_random_seed(seed)
+    model = entry.build(dataset.input_shape, dataset.num_classes)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(
+        dataset.x_train, dataset.y_train, batch_size=TRAIN_BATCH, epochs=epochs, verbose=0,
+        callbacks=[_EpochProgress(epochs, on_progress)],
+    )
+    seconds = time.perf_counter() - start
+    imagenet = " from ImageNet weights" if ref.name == "resnet50" and imagenet_weights_path() else ""
+    description = f"trained {epochs} epochs on {dataset.name}{imagenet} ({seconds:.0f} s, seed {seed})"
+    # a fresh copy without optimizer state: the stored file is the model alone
+    trained, model = model, entry.build(dataset.input_shape, dataset.num_classes)
+    model.set_weights(trained.get_weights())
+    save_model(model, path)
+    meta_path.write_text(json.dumps({"description": description, "train_seconds": seconds}))
+    return model, description, str(path)
+
+
+def weights_checksum(weights: list[np.ndarray]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()

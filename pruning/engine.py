@@ -1,0 +1,356 @@
+"""Runs specs: one working model per (model, dataset), pruned in place from read-only base weights.
+
+Pruning many sparsities never rebuilds the model: masks are computed in numpy, assigned
+to the working copy's prunable variables, and evaluated with one traced function.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ._keras import device_name, keras, tf
+from .baselines import home, load_baseline
+from .datasets import Dataset, load_dataset
+from .errors import BadInput
+from .methods import PruneRequest, get_method
+from .metrics import (
+    accuracy_and_loss, count_flops, file_sizes, layer_macs, make_forward, measure_latency,
+    predict, save_model,
+)
+from .prunable import PrunableWeight, find_prunable, iter_layers, layer_table
+from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+
+TRAIN_EVAL_LIMIT = 2000  # train accuracy on at most this many training samples
+HIST_BINS = 40
+MASK_IMAGE_CELLS = 48
+FINETUNE_BATCH = 64
+FINETUNE_LR = 1e-3
+
+
+def environment() -> dict[str, str]:
+    import tensorflow_model_optimization as tfmot
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tf_keras": keras.__version__,
+        "tfmot": tfmot.__version__,
+        "numpy": np.__version__,
+        "device": device_name(),
+    }
+
+
+class Workbench:
+    """A loaded baseline and its dataset: one working model, base weights kept read-only."""
+
+    def __init__(self, model_ref: ModelRef, data_ref: DataRef, seed: int = 0,
+                 on_progress: Optional[ProgressFn] = None):
+        self.model_ref, self.data_ref = model_ref, data_ref
+        self.dataset: Dataset = load_dataset(data_ref)
+        self.model, self.description, self.path = load_baseline(
+            model_ref, data_ref, self.dataset, seed=seed, on_progress=on_progress
+        )
+        self.base_weights = [w.copy() for w in self.model.get_weights()]
+        for w in self.base_weights:
+            w.setflags(write=False)
+        self.prunable: list[PrunableWeight] = find_prunable(self.model)
+        if not self.prunable:
+            raise BadInput(
+                f"{model_ref.label} has no prunable weights (Dense, Conv1D/2D/3D or LSTM kernels): "
+                "pick a model with such layers"
+            )
+        self._variables = self.model.weights
+        self._dirty_all = False
+        self.forward = make_forward(self.model)
+        self.macs = layer_macs(self.model)
+        self._noise: dict[float, np.ndarray] = {}
+        self._train_x, self._train_y = self._train_subset(seed)
+        self._baseline_metrics: Optional[dict[str, float]] = None
+        self.env = environment()
+
+    # -- weights ---------------------------------------------------------------------
+    def _train_subset(self, seed: int):
+        ds = self.dataset
+        if not ds.has_train:
+            return None, None
+        if len(ds.x_train) <= TRAIN_EVAL_LIMIT:
+            return ds.x_train, ds.y_train
+        pick = np.random.default_rng(seed).choice(len(ds.x_train), TRAIN_EVAL_LIMIT, replace=False)
+        return ds.x_train[pick], ds.y_train[pick]
+
+    def reset(self) -> None:
+        """Working model back to the base weights."""
+        if self._dirty_all:
+            self.model.set_weights(self.base_weights)
+            self._dirty_all = False
+        else:
+            for pw in self.prunable:
+                self._variables[pw.index].assign(self.base_weights[pw.index])
+
+    def apply_masks(self, masks: dict[str, np.ndarray]) -> None:
+        self.reset()
+        for pw in self.prunable:
+            if pw.key in masks:
+                self._variables[pw.index].assign(self.base_weights[pw.index] * masks[pw.key])
+
+    def current_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self._variables]
+
+    # -- measuring -------------------------------------------------------------------
+    def _noisy_test(self, sigma: float) -> np.ndarray:
+        if sigma not in self._noise:
+            rng = np.random.default_rng(1234)
+            x = self.dataset.x_test
+            self._noise[sigma] = (x + rng.normal(0.0, sigma, x.shape)).astype(np.float32)
+        return self._noise[sigma]
+
+    def evaluate(self, spec: PruneSpec) -> dict[str, float]:
+        """Accuracy metrics of the working model as it is now."""
+        ds = self.dataset
+        accuracy, loss = accuracy_and_loss(predict(self.forward, ds.x_test), ds.y_test)
+        train_accuracy = float("nan")
+        if self._train_x is not None:
+            train_accuracy, _ = accuracy_and_loss(predict(self.forward, self._train_x), self._train_y)
+        robust, _ = accuracy_and_loss(predict(self.forward, self._noisy_test(spec.noise_sigma)), ds.y_test)
+        return {"accuracy": accuracy, "loss": loss, "train_accuracy": train_accuracy, "robust_accuracy": robust}
+
+    def measure(self, spec: PruneSpec, model_path: Path, model: Optional[keras.Model] = None,
+                forward=None, macs=None) -> dict[str, float]:
+        """Size, parameter, FLOP and latency metrics of the working (or a given) model."""
+        model = model or self.model
+        forward = forward or self.forward
+        macs = macs or self.macs
+        weights = model.get_weights()
+        density = {}
+        for pw in find_prunable(model):
+            w = weights[pw.index]
+            density[pw.key] = float(np.count_nonzero(w)) / w.size
+        save_model(model, model_path)
+        size, gz = file_sizes(model_path)
+        batch = np.resize(self.dataset.x_test, (spec.latency_batch,) + self.dataset.input_shape)
+        median, p90 = measure_latency(forward, batch)
+        return {
+            "params": int(sum(w.size for w in weights)),
+            "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
+            "flops": count_flops(macs),
+            "effective_flops": count_flops(macs, density),
+            "size_bytes": size,
+            "gzip_bytes": gz,
+            "latency_ms": median,
+            "latency_p90_ms": p90,
+        }
+
+    def baseline_metrics(self, spec: PruneSpec) -> dict[str, float]:
+        if self._baseline_metrics is None:
+            self.reset()
+            path = home() / "artifacts" / f"baseline-{Path(self.path).stem}.keras"
+            self._baseline_metrics = {**self.evaluate(spec), **self.measure(spec, path)}
+        return self._baseline_metrics
+
+    # -- fine-tuning -----------------------------------------------------------------
+    def finetune(self, masks: dict[str, np.ndarray], epochs: int, seed: int,
+                 on_progress: Optional[ProgressFn] = None) -> None:
+        """Train the working model for `epochs`, re-applying the masks after every step."""
+        ds = self.dataset
+        if not ds.has_train:
+            raise BadInput(f"{ds.name} has no x_train/y_train: fine-tuning needs training data")
+        self._dirty_all = True
+        model = self.model
+        pairs = [(self._variables[pw.index], tf.constant(masks[pw.key], dtype=tf.float32))
+                 for pw in self.prunable if pw.key in masks]
+        optimizer = keras.optimizers.Adam(FINETUNE_LR)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+        @tf.function
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses or [0.0])
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            for variable, mask in pairs:
+                variable.assign(variable * mask)
+            return loss
+
+        rng = np.random.default_rng(seed)
+        for epoch in range(epochs):
+            order = rng.permutation(len(ds.x_train))
+            for i in range(0, len(order), FINETUNE_BATCH):
+                idx = order[i : i + FINETUNE_BATCH]
+                step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
+            if on_progress:
+                on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}")
+
+    # -- reports ---------------------------------------------------------------------
+    def baseline_report(self, seed: int = 0) -> BaselineReport:
+        spec = PruneSpec(model=self.model_ref, data=self.data_ref, sparsity=0.0, seed=seed)
+        return BaselineReport(
+            model=self.model_ref, data=self.data_ref, description=self.description,
+            metrics=dict(self.baseline_metrics(spec)), layers=layer_table(self.model),
+            dataset=self.dataset.summary(), environment=dict(self.env), model_path=self.path,
+        )
+
+    def select(self, layers: Optional[tuple[str, ...]]) -> list[PrunableWeight]:
+        if layers is None:
+            return list(self.prunable)
+        names = {pw.layer for pw in self.prunable}
+        unknown = [name for name in layers if name not in names]
+        if unknown:
+            raise BadInput(
+                f"layer(s) {', '.join(unknown)} cannot be pruned: choose among {', '.join(sorted(names))}"
+            )
+        return [pw for pw in self.prunable if pw.layer in layers]
+
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+        start = time.perf_counter()
+        method = get_method(spec.method)
+        if spec.scope not in method.scopes:
+            raise BadInput(f"{method.name} supports scope {', '.join(method.scopes)}, not {spec.scope}")
+        baseline = self.baseline_metrics(spec)
+        selected = self.select(spec.layers)
+        request = PruneRequest(
+            weights={pw.key: self.base_weights[pw.index] for pw in selected},
+            sparsity={pw.key: spec.sparsity for pw in selected},
+            scope=spec.scope, seed=spec.seed, model=self.model, data=self.dataset,
+        )
+        t0 = time.perf_counter()
+        result = method.prune(request)
+        if result.masks is None:
+            raise BadInput(f"{method.name} returned no masks; structured methods are not supported yet")
+        self.apply_masks(result.masks)
+        prune_s = time.perf_counter() - t0
+        finetune_s = 0.0
+        if spec.finetune_epochs:
+            t0 = time.perf_counter()
+            self.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress)
+            finetune_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pruned = self.evaluate(spec)
+        evaluate_s = time.perf_counter() - t0
+        model_path = home() / "artifacts" / f"{spec.key()}.keras"
+        pruned.update(self.measure(spec, model_path))
+        weights = self.current_weights()
+        report = PruneReport(
+            spec=spec, method=method.name, granularity=method.granularity,
+            target_sparsity=spec.sparsity, sparsity=_measured_sparsity(weights, selected),
+            baseline=dict(baseline), pruned=pruned,
+            layers=self._layer_rows(weights, {pw.layer for pw in selected}, spec.sparsity),
+            histograms=self._histograms(weights), mask_images=self._mask_images(weights),
+            timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s,
+                      "total": time.perf_counter() - start},
+            model_path=str(model_path), environment=dict(self.env), notes=_notes(method.granularity),
+        )
+        self.reset()
+        return report
+
+    def _by_layer(self) -> "OrderedDict[str, list[PrunableWeight]]":
+        grouped: OrderedDict[str, list[PrunableWeight]] = OrderedDict()
+        for pw in self.prunable:
+            grouped.setdefault(pw.layer, []).append(pw)
+        return grouped
+
+    def _layer_rows(self, weights: list[np.ndarray], targeted: set[str], target: float) -> pd.DataFrame:
+        grouped = self._by_layer()
+        index = {id(v): i for i, v in enumerate(self._variables)}
+        rows = []
+        for layer in iter_layers(self.model):
+            idx = [index[id(v)] for v in layer.weights]
+            if not idx:
+                continue
+            parts = grouped.get(layer.name, [])
+            kernel = self.base_weights[parts[0].index] if parts else self.base_weights[idx[0]]
+            prunable_n = sum(pw.size for pw in parts)
+            zeros = sum(pw.size - int(np.count_nonzero(weights[pw.index])) for pw in parts)
+            shape = str(tuple(kernel.shape))
+            rows.append({
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "params": int(sum(weights[i].size for i in idx)),
+                "nonzero_params": int(sum(np.count_nonzero(weights[i]) for i in idx)),
+                "prunable_params": prunable_n,
+                "sparsity": zeros / prunable_n if prunable_n else None,
+                "target_sparsity": target if layer.name in targeted else None,
+                "shape_before": shape,
+                "shape_after": shape,
+            })
+        return pd.DataFrame(rows)
+
+    def _histograms(self, weights: list[np.ndarray]) -> dict[str, dict]:
+        out = {}
+        for layer, parts in self._by_layer().items():
+            before = np.concatenate([self.base_weights[pw.index].reshape(-1) for pw in parts])
+            after = np.concatenate([weights[pw.index].reshape(-1) for pw in parts])
+            edges = np.linspace(before.min(), before.max(), HIST_BINS + 1)
+            out[layer] = {
+                "edges": edges.tolist(),
+                "before": np.histogram(before[before != 0], edges)[0].tolist(),
+                "after": np.histogram(after[after != 0], edges)[0].tolist(),
+                "zeros_before": int((before == 0).sum()),
+                "zeros_after": int((after == 0).sum()),
+            }
+        return out
+
+    def _mask_images(self, weights: list[np.ndarray]) -> dict[str, list[list[float]]]:
+        out = {}
+        for layer, parts in self._by_layer().items():
+            kept = np.concatenate(
+                [(weights[pw.index] != 0).reshape(-1, pw.shape[-1]) for pw in parts], axis=0
+            ).astype(np.float32)
+            out[layer] = _downsample(kept, MASK_IMAGE_CELLS).round(4).tolist()
+        return out
+
+
+def _downsample(image: np.ndarray, cells: int) -> np.ndarray:
+    """Mean over blocks so that neither side exceeds `cells`."""
+    rows = np.array_split(np.arange(image.shape[0]), min(cells, image.shape[0]))
+    cols = np.array_split(np.arange(image.shape[1]), min(cells, image.shape[1]))
+    return np.array([[image[np.ix_(r, c)].mean() for c in cols] for r in rows])
+
+
+def _measured_sparsity(weights: list[np.ndarray], selected: list[PrunableWeight]) -> float:
+    total = sum(pw.size for pw in selected)
+    zeros = sum(pw.size - int(np.count_nonzero(weights[pw.index])) for pw in selected)
+    return zeros / total
+
+
+def _notes(granularity: str) -> tuple[str, ...]:
+    if granularity == "structured":
+        return ()
+    return (
+        "Masks set weights to zero but keep every kernel dense, so TensorFlow still multiplies "
+        "by the zeros: expect a speedup of about 1.0x. The gain is in the compressed file size; "
+        "structured methods remove whole filters/units and make the model really smaller and faster.",
+    )
+
+
+class Engine:
+    """Workbenches by (model, dataset, seed), least recently used dropped first."""
+
+    def __init__(self, capacity: int = 2):
+        self.capacity = capacity
+        self._benches: OrderedDict[tuple, Workbench] = OrderedDict()
+
+    def workbench(self, model: ModelRef, data: DataRef, seed: int = 0,
+                  on_progress: Optional[ProgressFn] = None) -> Workbench:
+        key = (model, data, seed)
+        if key in self._benches:
+            self._benches.move_to_end(key)
+            return self._benches[key]
+        bench = Workbench(model, data, seed=seed, on_progress=on_progress)
+        self._benches[key] = bench
+        while len(self._benches) > self.capacity:
+            self._benches.popitem(last=False)
+        return bench
+
+    def baseline(self, model: ModelRef, data: DataRef, seed: int = 0,
+                 on_progress: Optional[ProgressFn] = None) -> BaselineReport:
+        return self.workbench(model, data, seed, on_progress).baseline_report(seed)
+
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+        # baselines are seeded by 0 so that every prune seed compares against one model
+        return self.workbench(spec.model, spec.data, 0, on_progress).prune(spec, on_progress)

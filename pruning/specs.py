@@ -1,0 +1,219 @@
+"""Frozen, hashable specs the UI and CLI hand to the backend, and the reports it returns.
+
+Reports hold only numbers, strings, lists, dicts and DataFrames, so they cache, store and
+cross a process boundary as plain data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pandas as pd
+
+from .errors import BadInput
+
+ProgressFn = Callable[[float, str], None]
+SCOPES = ("layer", "global")
+
+# The metric keys of DESIGN §5: every baseline and pruned report carries all of them.
+METRIC_KEYS = (
+    "accuracy",
+    "loss",
+    "train_accuracy",
+    "robust_accuracy",
+    "params",
+    "nonzero_params",
+    "flops",
+    "effective_flops",
+    "size_bytes",
+    "gzip_bytes",
+    "latency_ms",
+    "latency_p90_ms",
+)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A zoo architecture (`name`) or a model file (`path` + its content hash)."""
+
+    name: str = "cnn"
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+    epochs: Optional[int] = None  # zoo training epochs; None = the zoo default
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelRef":
+        """`cnn` -> zoo model; `some/file.keras` or `.h5` -> that file."""
+        if text.endswith((".keras", ".h5", ".hdf5")):
+            path = Path(text)
+            if not path.is_file():
+                raise BadInput(f"model file {text} does not exist: give a zoo name or a .keras/.h5 path")
+            return cls(name=path.name, path=str(path.resolve()), sha256=file_sha256(path))
+        return cls(name=text)
+
+    @property
+    def is_file(self) -> bool:
+        return self.path is not None
+
+    @property
+    def label(self) -> str:
+        return self.name if not self.is_file else f"{self.name} (file)"
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """A named dataset (`digits`, `mnist`, ...) or an `.npz` file (`path` + content hash)."""
+
+    name: str = "digits"
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+
+    @classmethod
+    def parse(cls, text: str) -> "DataRef":
+        if text.endswith(".npz"):
+            path = Path(text)
+            if not path.is_file():
+                raise BadInput(f"dataset file {text} does not exist: give a dataset name or an .npz path")
+            return cls(name=path.name, path=str(path.resolve()), sha256=file_sha256(path))
+        return cls(name=text)
+
+    @property
+    def is_file(self) -> bool:
+        return self.path is not None
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """One prune: which model, data, method and sparsity, and how to measure the result."""
+
+    model: ModelRef = field(default_factory=ModelRef)
+    data: DataRef = field(default_factory=DataRef)
+    method: str = "magnitude"
+    sparsity: float = 0.5
+    scope: str = "layer"
+    layers: Optional[tuple[str, ...]] = None  # layers to prune; None = every prunable layer
+    finetune_epochs: int = 0
+    seed: int = 0
+    noise_sigma: float = 0.1  # std of the Gaussian input noise for robust_accuracy
+    latency_batch: int = 32
+
+    def __post_init__(self) -> None:
+        validate_sparsity(self.sparsity)
+        if self.scope not in SCOPES:
+            raise BadInput(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
+        if self.layers is not None and len(self.layers) == 0:
+            raise BadInput("no layer selected for pruning: select at least one prunable layer")
+        if self.finetune_epochs < 0:
+            raise BadInput(f"finetune epochs must be >= 0, not {self.finetune_epochs}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "PruneSpec":
+        raw = dict(raw)
+        raw["model"] = ModelRef(**raw.get("model", {}))
+        raw["data"] = DataRef(**raw.get("data", {}))
+        if raw.get("layers") is not None:
+            raw["layers"] = tuple(raw["layers"])
+        return cls(**raw)
+
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def validate_sparsity(value: float) -> float:
+    """Sparsity must be a number in [0, 1): 1.0 would remove every weight."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise BadInput(f"sparsity must be a number in [0, 1), not {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise BadInput(f"sparsity must be in [0, 1), not {value}: 1.0 would remove every weight")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class BaselineReport:
+    """The dense model before any pruning: its metrics and its layers."""
+
+    model: ModelRef
+    data: DataRef
+    description: str  # how the weights were obtained, e.g. "trained 30 epochs on digits"
+    metrics: dict[str, float]
+    layers: pd.DataFrame  # name, type, output_shape, params, prunable, reason
+    dataset: dict[str, Any]  # name, input_shape, classes, n_train, n_test
+    environment: dict[str, str]
+    model_path: str
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """A pruned model measured against its baseline (DESIGN §3, §5, §8)."""
+
+    spec: PruneSpec
+    method: str
+    granularity: str
+    target_sparsity: float
+    sparsity: float  # measured zeros among the weights the target applies to
+    baseline: dict[str, float]
+    pruned: dict[str, float]
+    layers: pd.DataFrame  # name, type, params, nonzero_params, sparsity, shape_before, shape_after
+    histograms: dict[str, dict[str, Any]]  # layer -> edges, before, after, zeros_before, zeros_after
+    mask_images: dict[str, list[list[float]]]  # layer -> kept fraction per cell, rows x cols
+    timing_s: dict[str, float]
+    model_path: str
+    environment: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+    def derived(self) -> dict[str, float]:
+        """Relative figures, derived from the measured metrics (never measured apart)."""
+        return derive(self.baseline, self.pruned)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        layers = self.layers[
+            ["name", "type", "params", "nonzero_params", "sparsity", "shape_before", "shape_after"]
+        ]
+        return {
+            "method": self.method,
+            "granularity": self.granularity,
+            "target_sparsity": self.target_sparsity,
+            "sparsity": self.sparsity,
+            "baseline": self.baseline,
+            "pruned": self.pruned,
+            "derived": self.derived(),
+            "layers": json.loads(layers.to_json(orient="records")),
+            "timing_s": self.timing_s,
+            "model_path": self.model_path,
+            "environment": self.environment,
+            "notes": list(self.notes),
+            "spec": self.spec.to_dict(),
+        }
+
+
+def derive(baseline: dict[str, float], pruned: dict[str, float]) -> dict[str, float]:
+    def ratio(num: float, den: float) -> float:
+        return float(num / den) if den else float("nan")
+
+    return {
+        "accuracy_loss": baseline["accuracy"] - pruned["accuracy"],
+        "parameter_reduction": 1.0 - ratio(pruned["nonzero_params"], baseline["nonzero_params"]),
+        "speedup": ratio(baseline["latency_ms"], pruned["latency_ms"]),
+        "size_reduction": 1.0 - ratio(pruned["gzip_bytes"], baseline["gzip_bytes"]),
+        "flops_reduction": 1.0 - ratio(pruned["effective_flops"], baseline["effective_flops"]),
+        "robustness_change": pruned["robust_accuracy"] - baseline["robust_accuracy"],
+    }
