@@ -21,7 +21,7 @@ from .errors import BadInput
 from .methods import PruneRequest, get_method
 from .metrics import (
     accuracy_and_loss, count_flops, file_sizes, layer_macs, make_forward, measure_latency,
-    predict, save_model,
+    measure_latency_pair, predict, save_model,
 )
 from .prunable import PrunableWeight, find_prunable, iter_layers, layer_table
 from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
@@ -72,6 +72,8 @@ class Workbench:
         self._noise: dict[float, np.ndarray] = {}
         self._train_x, self._train_y = self._train_subset(seed)
         self._baseline_metrics: Optional[dict[str, float]] = None
+        self._base_model: Optional[keras.Model] = None
+        self._base_forward = None
         self.env = environment()
 
     # -- weights ---------------------------------------------------------------------
@@ -120,9 +122,23 @@ class Workbench:
         robust, _ = accuracy_and_loss(predict(self.forward, self._noisy_test(spec.noise_sigma)), ds.y_test)
         return {"accuracy": accuracy, "loss": loss, "train_accuracy": train_accuracy, "robust_accuracy": robust}
 
+    def base_forward(self):
+        """A traced forward of a second model instance that always holds the base weights,
+        built once, so pruned and dense latency can be timed alternately in one run."""
+        if self._base_forward is None:
+            self._base_model = keras.models.model_from_json(self.model.to_json())
+            self._base_model.set_weights(self.base_weights)
+            self._base_forward = make_forward(self._base_model)
+        return self._base_forward
+
     def measure(self, spec: PruneSpec, model_path: Path, model: Optional[keras.Model] = None,
-                forward=None, macs=None) -> dict[str, float]:
-        """Size, parameter, FLOP and latency metrics of the working (or a given) model."""
+                forward=None, macs=None, against_base: bool = False) -> dict[str, float]:
+        """Size, parameter, FLOP and latency metrics of the working (or a given) model.
+
+        With `against_base`, the dense baseline is timed alternately in the same run and
+        returned as `base_latency_ms` / `base_latency_p90_ms`, so the speedup is a ratio
+        measured under the same load.
+        """
         model = model or self.model
         forward = forward or self.forward
         macs = macs or self.macs
@@ -134,8 +150,13 @@ class Workbench:
         save_model(model, model_path)
         size, gz = file_sizes(model_path)
         batch = np.resize(self.dataset.x_test, (spec.latency_batch,) + self.dataset.input_shape)
-        median, p90 = measure_latency(forward, batch)
-        return {
+        extra = {}
+        if against_base:
+            (median, p90), (base_median, base_p90) = measure_latency_pair(forward, self.base_forward(), batch)
+            extra = {"base_latency_ms": base_median, "base_latency_p90_ms": base_p90}
+        else:
+            median, p90 = measure_latency(forward, batch)
+        return extra | {
             "params": int(sum(w.size for w in weights)),
             "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
             "flops": count_flops(macs),
@@ -233,12 +254,15 @@ class Workbench:
         pruned = self.evaluate(spec)
         evaluate_s = time.perf_counter() - t0
         model_path = home() / "artifacts" / f"{spec.key()}.keras"
-        pruned.update(self.measure(spec, model_path))
+        pruned.update(self.measure(spec, model_path, against_base=True))
+        # the dense latency timed in this same run replaces the one from baseline time
+        baseline = dict(baseline, latency_ms=pruned.pop("base_latency_ms"),
+                        latency_p90_ms=pruned.pop("base_latency_p90_ms"))
         weights = self.current_weights()
         report = PruneReport(
             spec=spec, method=method.name, granularity=method.granularity,
             target_sparsity=spec.sparsity, sparsity=_measured_sparsity(weights, selected),
-            baseline=dict(baseline), pruned=pruned,
+            baseline=baseline, pruned=pruned,
             layers=self._layer_rows(weights, {pw.layer for pw in selected}, spec.sparsity),
             histograms=self._histograms(weights), mask_images=self._mask_images(weights),
             timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s,

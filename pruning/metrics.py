@@ -62,6 +62,26 @@ def measure_latency(forward: Callable, batch: np.ndarray, calls: int = LATENCY_C
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
+def measure_latency_pair(forward: Callable, reference: Callable, batch: np.ndarray,
+                         calls: int = LATENCY_CALLS) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Latency of `forward` and of `reference`, timed alternately in one run.
+
+    Interleaving makes the ratio of the two robust to load that comes and goes on a
+    shared machine; each is (median ms, p90 ms) of `calls` timed calls after warm-up.
+    """
+    tensor = tf.constant(batch)
+    for _ in range(LATENCY_WARMUP):
+        forward(tensor).numpy()
+        reference(tensor).numpy()
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(2 * calls):
+        fn, out = (forward, times[0]) if i % 2 == 0 else (reference, times[1])
+        start = time.perf_counter()
+        fn(tensor).numpy()
+        out.append((time.perf_counter() - start) * 1000.0)
+    return tuple((float(np.median(t)), float(np.percentile(t, 90))) for t in times)  # type: ignore[return-value]
+
+
 def save_model(model: keras.Model, path: str | Path) -> Path:
     """Save as `.keras`, written to a temp name and renamed into place."""
     path = Path(path)

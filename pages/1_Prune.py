@@ -1,0 +1,91 @@
+"""Prune page: one method, one sparsity -> live metrics, per-layer sparsity and weights.
+
+Reads widgets, builds a PruneSpec, calls the cached backend, renders the report.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from pruning.errors import BadInput
+from pruning.specs import PruneSpec
+from ui import backend, cards, charts, state
+from ui.sidebar import load_baseline, persistent, select_model_and_data, show_error
+
+st.set_page_config(page_title="PruneScope · Prune", page_icon="✂️", layout="wide")
+model_ref, data_ref = select_model_and_data()
+st.title("Prune")
+
+baseline = load_baseline(model_ref, data_ref)
+if baseline is None:
+    st.stop()
+
+methods = {m["name"]: m for m in backend.methods()}
+controls = st.columns([2, 3, 1.3, 1.2])
+method_name = persistent(
+    st.selectbox, "Method", state.METHOD, "magnitude", controls[0], options=list(methods),
+    format_func=lambda name: f"{name} ({methods[name]['granularity']})",
+)
+method = methods[method_name]
+sparsity = persistent(
+    st.slider, "Target sparsity", state.SPARSITY, 0.5, controls[1], min_value=0.0, max_value=0.99, step=0.01,
+    help="Fraction of the prunable weights to set to zero. The measured value is shown beside it.",
+)
+scope = persistent(
+    st.radio, "Scope", state.SCOPE, "layer", controls[2], options=method["scopes"], horizontal=True,
+    format_func=lambda s: {"layer": "each layer", "global": "global threshold"}[s],
+    help="Each layer: every layer reaches the target. Global: one threshold over all layers.",
+)
+finetune = persistent(
+    st.number_input, "Fine-tune epochs", state.FINETUNE, 0, controls[3], min_value=0, max_value=50, step=1,
+    help="Train with the masks fixed after pruning (zeros stay zeros). Needs training data.",
+)
+st.caption(f"**{method_name}** — {method['description']} Granularity: {method['granularity']}.")
+
+prunable_layers = baseline.layers.loc[baseline.layers["prunable"], "name"].tolist()
+excluded = persistent(
+    st.multiselect, "Exclude layers (keep dense)", state.EXCLUDE, [], options=prunable_layers,
+)
+selected = tuple(name for name in prunable_layers if name not in excluded)
+
+try:
+    spec = PruneSpec(
+        model=model_ref, data=data_ref, method=method_name, sparsity=float(sparsity), scope=scope,
+        layers=None if not excluded else selected, finetune_epochs=int(finetune),
+    )
+    bar = st.empty()
+    report = backend.prune(spec, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    bar.empty()
+except BadInput as exc:
+    show_error(exc)
+    st.stop()
+
+cards.pruned_cards(report)
+for note in report.notes:
+    st.caption(f"ℹ️ {note}")
+if report.sparsity == 0 and report.target_sparsity > 0:
+    st.warning("Nothing was pruned: the measured sparsity is 0%.")
+t = report.timing_s
+st.caption(
+    f"Pruned in {t['prune'] * 1000:.0f} ms"
+    + (f", fine-tuned in {t['finetune']:.1f} s" if t.get("finetune") else "")
+    + f", evaluated in {t['evaluate'] * 1000:.0f} ms; {t['total']:.2f} s in all (cached on repeat)."
+)
+
+st.plotly_chart(charts.layer_sparsity_figure(report.layers, method_name), key="layer_sparsity_chart")
+
+hist_layers = list(report.histograms)
+left, right = st.columns(2)
+with left:
+    layer = persistent(st.selectbox, "Layer", state.HIST_LAYER, hist_layers[0], options=hist_layers)
+    st.plotly_chart(charts.weight_histogram_figure(report.histograms[layer], layer, method_name),
+                    key="weight_histogram")
+with right:
+    st.plotly_chart(charts.mask_image_figure(report.mask_images[layer], layer), key="mask_image")
+
+st.subheader("Per layer")
+st.dataframe(report.layers, hide_index=True, width="stretch", key="pruned_layers")
+st.download_button(
+    "Download pruned model (.keras)", data=backend.read_bytes(report.model_path),
+    file_name=f"{model_ref.name.rsplit('.', 1)[0]}-{method_name}-{report.target_sparsity:.2f}.keras",
+    mime="application/octet-stream", key="download_model",
+)

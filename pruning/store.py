@@ -1,0 +1,549 @@
+"""The run store: every prune, sweep and sensitivity run in SQLite at $PRUNESCOPE_HOME/runs.db.
+
+Many writers (app sessions, CLI processes, sweep threads) share one file: WAL, a busy
+timeout, BEGIN IMMEDIATE and retries keep "database is locked" away from users (DESIGN §7).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
+
+from .baselines import home
+from .errors import BadInput
+from .specs import PruneReport, PruneSpec
+
+SCHEMA_VERSION = 2
+KINDS = ("prune", "sweep", "sensitivity")
+STATES = ("running", "completed", "failed", "interrupted")
+BUSY_TIMEOUT_MS = 5_000
+WRITE_DEADLINE_S = 60.0  # give up on a write only after this long of back-off
+MODEL_FILE = "model.keras"
+
+T = TypeVar("T")
+
+# MIGRATIONS[i] takes the schema from version i to i + 1; a fresh file runs them all.
+# Never edit a released step: add a new one, so old files upgrade the same way new ones build.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 0 -> 1: the first release kept only what a prune printed
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            spec_json TEXT NOT NULL,
+            metrics_json TEXT,
+            created_at REAL NOT NULL,
+            finished_at REAL
+        )""",
+    ),
+    (  # 1 -> 2: what history, comparison, export and reports need
+        "ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN dataset TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN method TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN environment_json TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE runs ADD COLUMN layers_json TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE runs ADD COLUMN details_json TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE runs ADD COLUMN error TEXT",
+        "ALTER TABLE runs ADD COLUMN artifact_path TEXT",
+        "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+        # v1 stored the spec only: recover the filter columns from it
+        """UPDATE runs SET
+            model = COALESCE(json_extract(spec_json, '$.model.name'), ''),
+            dataset = COALESCE(json_extract(spec_json, '$.data.name'), ''),
+            method = COALESCE(json_extract(spec_json, '$.method'), '')""",
+        "CREATE INDEX runs_by_model ON runs (model, dataset)",
+        """CREATE TABLE sweep_points (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            row_json TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class StoreError(RuntimeError):
+    """The run store could not do what was asked (a bug or a broken disk, not bad input)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One stored run, as plain data."""
+
+    id: int
+    kind: str
+    status: str
+    name: str
+    note: str
+    model: str
+    dataset: str
+    method: str
+    spec: dict[str, Any]
+    environment: dict[str, Any]
+    metrics: dict[str, Any]  # prune: method, target_sparsity, sparsity, baseline, pruned, derived
+    layers: list[dict[str, Any]]
+    details: dict[str, Any]  # prune: histograms, mask_images, timing_s, notes, granularity
+    error: Optional[str]
+    created_at: float
+    finished_at: Optional[float]
+    artifact_path: Optional[str]
+    source: str
+
+    @property
+    def label(self) -> str:
+        """How the run is named in tables and legends."""
+        if self.name:
+            return f"#{self.id} {self.name}"
+        if self.kind == "prune" and "target_sparsity" in self.metrics:
+            return f"#{self.id} {self.method} {self.metrics['target_sparsity']:.0%}"
+        return f"#{self.id} {self.kind} {self.method}".rstrip()
+
+    def prune_spec(self) -> PruneSpec:
+        if self.kind != "prune":
+            raise BadInput(f"run {self.id} is a {self.kind} run, not a prune: pick a prune run")
+        return PruneSpec.from_dict(self.spec)
+
+    def summary(self) -> dict[str, Any]:
+        """Flat: id, spec fields, status and key metrics (the `runs --json` rows)."""
+        pruned = self.metrics.get("pruned", {})
+        baseline = self.metrics.get("baseline", {})
+        out = {
+            "id": self.id, "kind": self.kind, "status": self.status, "name": self.name, "note": self.note,
+            "model": self.model, "dataset": self.dataset, "method": self.method,
+            "scope": self.spec.get("scope"), "target_sparsity": self.metrics.get("target_sparsity", self.spec.get("sparsity")),
+            "finetune_epochs": self.spec.get("finetune_epochs"), "seed": self.spec.get("seed"),
+            "sparsity": self.metrics.get("sparsity"),
+            "baseline_accuracy": baseline.get("accuracy"),
+            "accuracy": pruned.get("accuracy"), "latency_ms": pruned.get("latency_ms"),
+            "size_bytes": pruned.get("size_bytes"), "gzip_bytes": pruned.get("gzip_bytes"),
+            "nonzero_params": pruned.get("nonzero_params"),
+            "device": self.environment.get("device"),
+            "created_at": self.created_at, "finished_at": self.finished_at,
+            "error": self.error,
+        }
+        if self.kind != "prune":
+            out["points"] = self.metrics.get("points")
+        return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished run leaves in its row."""
+
+    metrics: Mapping[str, Any]
+    layers: Sequence[Mapping[str, Any]] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    artifact: Optional[str] = None  # a model file to copy into the run's folder
+
+
+def _json(value: Any) -> str:
+    """JSON without NaN (SQLite's json functions reject it): NaN/Inf become null."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and callable(v.item):  # numpy scalars
+            return clean(v.item())
+        return v
+
+    return json.dumps(clean(value), allow_nan=False)
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks (Linux), so a recycled pid is not mistaken for it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_token() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def _owner_alive(token: str) -> bool:
+    """Whether the process that marked a row `running` still runs (unknown hosts count as alive)."""
+    try:
+        host, pid_text, start = token.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False  # rows from before owners were recorded
+    if host != socket.gethostname():
+        return True  # another machine sharing the file: we cannot tell, so leave its rows alone
+    if pid == os.getpid():
+        return start == _process_start(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    return not start or _process_start(pid) in ("", start)
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    if hasattr(spec, "to_dict"):
+        return spec.to_dict()
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    raise TypeError(f"a run spec must be a dict or have to_dict(), not {type(spec).__name__}")
+
+
+def _filter_columns(spec: Mapping[str, Any]) -> tuple[str, str, str]:
+    def name(ref: Any) -> str:
+        return str(ref.get("name", "")) if isinstance(ref, Mapping) else str(ref or "")
+
+    methods = spec.get("method") or spec.get("methods") or ""
+    if isinstance(methods, (list, tuple)):
+        methods = ",".join(str(m) for m in methods)
+    return name(spec.get("model")), name(spec.get("data") or spec.get("dataset")), str(methods)
+
+
+def prune_outcome(report: PruneReport) -> Outcome:
+    """A PruneReport as the row stores it (everything the report page and export need)."""
+    as_json = report.to_json_dict()
+    metrics = {k: as_json[k] for k in ("method", "granularity", "target_sparsity", "sparsity",
+                                         "baseline", "pruned", "derived")}
+    details = {
+        "histograms": report.histograms, "mask_images": report.mask_images,
+        "timing_s": report.timing_s, "notes": list(report.notes),
+    }
+    layers = json.loads(report.layers.to_json(orient="records"))
+    return Outcome(metrics=metrics, layers=layers, details=details,
+                   environment=report.environment, artifact=report.model_path)
+
+
+class RunStore:
+    """Runs in one SQLite file. Safe to share across threads and processes.
+
+    Each call opens its own short-lived connection, so one store object can serve every
+    Streamlit session thread (sqlite3 connections must not cross threads).
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else home() / "runs.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.artifacts = self.path.parent / "runs"
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
+        self._migrate()
+        self.interrupted_on_open = self._mark_interrupted()
+
+    # -- connections and transactions ---------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # isolation_level=None: we issue BEGIN ourselves, so the module never starts
+        # deferred transactions behind our back (they deadlock-upgrade under contention).
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL; a lost last commit only
+            conn.row_factory = sqlite3.Row
+            yield conn
+        finally:
+            conn.close()
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one BEGIN IMMEDIATE transaction, retrying while the file is busy."""
+        deadline = time.monotonic() + WRITE_DEADLINE_S
+        delay = 0.005
+        while True:
+            try:
+                with self._connect() as conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(conn)
+                        conn.execute("COMMIT")
+                        return result
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"run store {self.path} stayed busy for {WRITE_DEADLINE_S:.0f} s: {exc}") from exc
+                # jitter keeps retrying writers from waking in lockstep
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        deadline = time.monotonic() + WRITE_DEADLINE_S
+        while True:
+            try:
+                with self._connect() as conn:
+                    return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"run store {self.path}: {exc}") from exc
+                time.sleep(0.05)
+
+    def schema_version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    def _migrate(self) -> None:
+        def upgrade(conn: sqlite3.Connection) -> None:
+            # read inside the write lock, so two processes never run the same step twice
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this PruneScope ({SCHEMA_VERSION}): upgrade PruneScope"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+        self._write(upgrade)
+
+    def _mark_interrupted(self) -> list[int]:
+        """Rows still `running` whose process is gone become `interrupted`; returns their ids."""
+        def mark(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute("SELECT id, owner FROM runs WHERE status = 'running'").fetchall()
+            dead = [row["id"] for row in rows if not _owner_alive(row["owner"])]
+            for run_id in dead:
+                conn.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                    "error = COALESCE(error, 'the process running it stopped before it finished') WHERE id = ?",
+                    (time.time(), run_id),
+                )
+            return dead
+
+        return self._write(mark)
+
+    # -- the life of a run --------------------------------------------------------------
+    def begin(self, kind: str, spec: Any, name: str = "", source: str = "") -> int:
+        """A new `running` row; returns its id."""
+        if kind not in KINDS:
+            raise ValueError(f"run kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        spec_dict = _spec_dict(spec)
+        model, dataset, method = _filter_columns(spec_dict)
+
+        def insert(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO runs (kind, status, spec_json, created_at, name, model, dataset, method, owner, source) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, _json(spec_dict), time.time(), name, model, dataset, method, _owner_token(), source),
+            )
+            return int(cursor.lastrowid)
+
+        return self._write(insert)
+
+    def add_sweep_point(self, run_id: int, row: Mapping[str, Any]) -> int:
+        """Append one finished point (a flat dict: method, target_sparsity, sparsity, metric keys)
+        to a running sweep or sensitivity run; returns its sequence number. Thread-safe, so a
+        sweep's `on_point` callback can call it from worker threads."""
+
+        def append(conn: sqlite3.Connection) -> int:
+            status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if status is None:
+                raise KeyError(f"no run {run_id}")
+            seq = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM sweep_points WHERE run_id = ?",
+                               (run_id,)).fetchone()[0]
+            conn.execute("INSERT INTO sweep_points (run_id, seq, row_json, created_at) VALUES (?, ?, ?, ?)",
+                         (run_id, seq, _json(dict(row)), time.time()))
+            return int(seq)
+
+        return self._write(append)
+
+    def complete(self, run_id: int, outcome: Outcome) -> None:
+        """Copy the artifact into place first, then mark the row `completed`."""
+        artifact = None
+        if outcome.artifact:
+            artifact = str(self._place_artifact(run_id, Path(outcome.artifact)))
+
+        def finish(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET status = 'completed', finished_at = ?, metrics_json = ?, layers_json = ?, "
+                "details_json = ?, environment_json = ?, artifact_path = ?, error = NULL WHERE id = ?",
+                (time.time(), _json(dict(outcome.metrics)), _json(list(outcome.layers)),
+                 _json(dict(outcome.details)), _json(dict(outcome.environment)), artifact, run_id),
+            )
+
+        self._write(finish)
+
+    def fail(self, run_id: int, error: str, status: str = "failed") -> None:
+        if status not in ("failed", "interrupted"):
+            raise ValueError(f"a run ends failed or interrupted, not {status!r}")
+        self._write(lambda conn: conn.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+            (status, time.time(), error[:2000], run_id),
+        ))
+
+    def _place_artifact(self, run_id: int, source: Path) -> Path:
+        """Copy to a temp name in the run's folder and rename: a reader sees all or nothing."""
+        folder = self.artifacts / str(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / MODEL_FILE
+        tmp = folder / f".{MODEL_FILE}.{os.getpid()}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return target
+
+    def record(self, kind: str, spec: Any, work: Callable[[], T], outcome: Callable[[T], Outcome],
+               name: str = "", source: str = "") -> tuple[int, T]:
+        """Mark running, do the work, then completed (or failed / interrupted); (run id, result)."""
+        run_id = self.begin(kind, spec, name=name, source=source)
+        try:
+            result = work()
+        except KeyboardInterrupt:
+            self.fail(run_id, "stopped by the user", status="interrupted")
+            raise
+        except BaseException as exc:
+            self.fail(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        self.complete(run_id, outcome(result))
+        return run_id, result
+
+    def record_prune(self, spec: PruneSpec, work: Callable[[], PruneReport], name: str = "",
+                     source: str = "app") -> tuple[int, PruneReport]:
+        """`work()` prunes `spec` (e.g. `lambda: executor.prune(spec, on_progress)`); stored as it goes."""
+        return self.record("prune", spec, work, prune_outcome, name=name, source=source)
+
+    def record_points(self, kind: str, spec: Any, work: Callable[[Callable[[Mapping[str, Any]], None]], T],
+                      name: str = "", source: str = "app",
+                      outcome: Optional[Callable[[T], Outcome]] = None) -> tuple[int, T]:
+        """A sweep or sensitivity run: `work(on_point)` streams each finished point into the store.
+
+        With no `outcome`, the row's metrics hold the point count and, when the result has
+        `to_json_dict()`, its baseline and timing.
+        """
+        if kind not in ("sweep", "sensitivity"):
+            raise ValueError(f"record_points stores sweep or sensitivity runs, not {kind!r}")
+        holder: dict[str, int] = {}
+
+        def on_point(row: Mapping[str, Any]) -> None:
+            self.add_sweep_point(holder["id"], row)
+
+        def work_with_points() -> T:
+            return work(on_point)
+
+        def default_outcome(result: T) -> Outcome:
+            raw = result.to_json_dict() if hasattr(result, "to_json_dict") else {}
+            metrics = {"points": len(self.points(holder["id"]))}
+            for key in ("baseline", "timing_s"):
+                if key in raw:
+                    metrics[key] = raw[key]
+            return Outcome(metrics=metrics, environment=raw.get("environment", {}))
+
+        run_id = self.begin(kind, spec, name=name, source=source)
+        holder["id"] = run_id
+        try:
+            result = work_with_points()
+        except KeyboardInterrupt:
+            self.fail(run_id, "stopped by the user", status="interrupted")
+            raise
+        except BaseException as exc:
+            self.fail(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        self.complete(run_id, (outcome or default_outcome)(result))
+        return run_id, result
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, run_id: int) -> Run:
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (int(run_id),))
+        if not rows:
+            raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
+        return _to_run(rows[0])
+
+    def list(self, kind: Optional[str] = None, model: Optional[str] = None, dataset: Optional[str] = None,
+             method: Optional[str] = None, status: Optional[str] = None) -> list[Run]:
+        """Runs, newest first, filtered by any of the given columns."""
+        where, params = [], []
+        for column, value in (("kind", kind), ("model", model), ("dataset", dataset),
+                              ("method", method), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
+        return [_to_run(row) for row in self._read(sql, params)]
+
+    def points(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self._read("SELECT row_json FROM sweep_points WHERE run_id = ? ORDER BY seq", (int(run_id),))
+        return [json.loads(row["row_json"]) for row in rows]
+
+    def count(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM runs")[0][0])
+
+    # -- editing ------------------------------------------------------------------------
+    def rename(self, run_id: int, name: str) -> None:
+        self._update(run_id, "name", name.strip()[:200])
+
+    def set_note(self, run_id: int, note: str) -> None:
+        self._update(run_id, "note", note.strip()[:5000])
+
+    def set_detail(self, run_id: int, key: str, value: Any) -> None:
+        """One entry of the row's details (e.g. a TFLite export's agreement), set atomically."""
+        def merge(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT details_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
+            details = json.loads(row["details_json"])
+            details[key] = value
+            conn.execute("UPDATE runs SET details_json = ? WHERE id = ?", (_json(details), run_id))
+
+        self._write(merge)
+
+    def _update(self, run_id: int, column: str, value: str) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            if conn.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, int(run_id))).rowcount == 0:
+                raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
+
+        self._write(update)
+
+    def delete(self, run_id: int) -> None:
+        """The row, its sweep points and its artifacts."""
+        def remove(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM sweep_points WHERE run_id = ?", (int(run_id),))
+            if conn.execute("DELETE FROM runs WHERE id = ?", (int(run_id),)).rowcount == 0:
+                raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
+
+        self._write(remove)
+        shutil.rmtree(self.artifacts / str(int(run_id)), ignore_errors=True)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _to_run(row: sqlite3.Row) -> Run:
+    def parse(text: Optional[str], empty: Any) -> Any:
+        return json.loads(text) if text else empty
+
+    return Run(
+        id=row["id"], kind=row["kind"], status=row["status"], name=row["name"], note=row["note"],
+        model=row["model"], dataset=row["dataset"], method=row["method"],
+        spec=parse(row["spec_json"], {}), environment=parse(row["environment_json"], {}),
+        metrics=parse(row["metrics_json"], {}), layers=parse(row["layers_json"], []),
+        details=parse(row["details_json"], {}), error=row["error"],
+        created_at=row["created_at"], finished_at=row["finished_at"],
+        artifact_path=row["artifact_path"], source=row["source"],
+    )
+
+
+def open_store(path: str | Path | None = None) -> RunStore:
+    """The store at `path` (default $PRUNESCOPE_HOME/runs.db), created or migrated as needed."""
+    return RunStore(path)

@@ -1,0 +1,89 @@
+"""Widgets every page shares: the dataset and model pickers in the sidebar, uploads, errors.
+
+Choices persist across pages through `ui.state` keys; a page opened by URL in a new
+session starts from the defaults (digits + cnn).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import streamlit as st
+
+from pruning.baselines import home
+from pruning.errors import BadInput
+from pruning.specs import DataRef, ModelRef
+
+from . import backend, state
+
+
+def _copy_to_store(key: str) -> None:
+    st.session_state[key] = st.session_state[state.widget_key(key)]
+
+
+def persistent(widget: Callable, label: str, key: str, default: Any, container=st, **kwargs) -> Any:
+    """Render `widget` whose value survives page switches (kept under `key`)."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+    options: Optional[Sequence] = kwargs.get("options")
+    if options is not None and widget is not st.multiselect and st.session_state[key] not in options:
+        st.session_state[key] = default
+    if widget is st.multiselect and options is not None:
+        st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    wkey = state.widget_key(key)
+    st.session_state[wkey] = st.session_state[key]
+    return getattr(container, widget.__name__)(label, key=wkey, on_change=_copy_to_store, args=(key,), **kwargs)
+
+
+def save_upload(uploaded, suffixes: tuple[str, ...]) -> Path:
+    """Store an uploaded file under its content hash (never under the user's name)."""
+    data = uploaded.getvalue()
+    suffix = Path(uploaded.name).suffix.lower()
+    if suffix not in suffixes:
+        raise BadInput(f"{uploaded.name} is not a {' or '.join(suffixes)} file")
+    digest = hashlib.sha256(data).hexdigest()
+    path = home() / "uploads" / f"{digest}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def select_model_and_data() -> tuple[ModelRef, DataRef]:
+    """The sidebar's dataset and model pickers; returns the chosen references."""
+    sidebar = st.sidebar
+    sidebar.header("Model and data")
+    datasets = backend.dataset_names() + ([state.UPLOADED_DATA] if state.DATA_FILE in st.session_state else [])
+    models = backend.model_names() + ([state.UPLOADED_MODEL] if state.MODEL_FILE in st.session_state else [])
+    dataset = persistent(st.selectbox, "Dataset", state.DATASET, state.DEFAULT_DATASET, sidebar, options=datasets)
+    model = persistent(st.selectbox, "Model", state.MODEL, state.DEFAULT_MODEL, sidebar, options=models)
+    data_ref = DataRef(**st.session_state[state.DATA_FILE]) if dataset == state.UPLOADED_DATA else DataRef(dataset)
+    model_ref = ModelRef(**st.session_state[state.MODEL_FILE]) if model == state.UPLOADED_MODEL else ModelRef(model)
+    sidebar.caption(f"Device: {backend.device()}")
+    return model_ref, data_ref
+
+
+def show_error(exc: BadInput) -> None:
+    """A user-fixable problem: one line, no traceback; the app keeps serving."""
+    st.error(str(exc), icon="⚠️")
+
+
+def load_baseline(model: ModelRef, data: DataRef):
+    """The baseline report, with a progress bar while a zoo model trains on first use."""
+    bar = st.empty()
+
+    def on_progress(fraction: float, message: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    try:
+        with st.spinner(f"Loading {model.label} on {data.name} (trained once on first use)..."):
+            report = backend.baseline(model, data, on_progress)
+    except BadInput as exc:
+        bar.empty()
+        show_error(exc)
+        return None
+    bar.empty()
+    return report
