@@ -1,0 +1,106 @@
+"""AppTest for the home and Prune pages: what is rendered, not only "no exception"."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import state
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 180
+
+
+def metrics(at: AppTest) -> dict[str, tuple[str, str]]:
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+@pytest.fixture(scope="module")
+def home() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    return at.run()
+
+
+def test_home_shows_default_baseline(home):
+    assert not home.exception
+    shown = metrics(home)
+    assert {"Test accuracy", "Train accuracy", "Parameters", "FLOPs (MACs)", "File size", "gzip size",
+            "Latency (batch 32)"} <= set(shown)
+    assert shown["Parameters"][0] == "21,386"  # cnn on digits, from the layer shapes
+    assert float(shown["Test accuracy"][0].rstrip("%")) > 85
+    assert home.selectbox(key=state.widget_key(state.DATASET)).value == "digits"
+    assert home.selectbox(key=state.widget_key(state.MODEL)).value == "cnn"
+    table = home.dataframe[0].value
+    assert list(table.loc[table["prunable"], "name"]) == ["conv_1", "conv_2", "dense_1", "dense_2", "predictions"]
+    assert any("Device: CPU" in c.value or "Device: GPU" in c.value for c in home.sidebar.caption)
+
+
+def test_prune_page_opened_directly_uses_defaults_and_renders():
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Sparsity (measured)"] == ("50.00%", "requested 50.00%")
+    assert "speedup" in shown["Latency (batch 32)"][1] and "~1.0x expected" in shown["Latency (batch 32)"][1]
+    layers = at.dataframe[0].value
+    prunable = layers[layers["sparsity"].notna()]
+    assert list(prunable["name"]) == ["conv_1", "conv_2", "dense_1", "dense_2", "predictions"]
+    assert prunable["sparsity"].between(0.49, 0.51).all()
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    import json
+
+    bar = json.loads(charts[0].proto.spec)
+    assert bar["data"][0]["x"] == list(prunable["name"])  # network order
+    assert any("Masks set weights to zero" in c.value for c in at.caption)
+
+    at.slider(key=state.widget_key(state.SPARSITY)).set_value(0.9).run()
+    assert not at.exception
+    assert metrics(at)["Sparsity (measured)"][1] == "requested 90.00%"
+    assert float(metrics(at)["Sparsity (measured)"][0].rstrip("%")) == pytest.approx(90.0, abs=0.01)
+
+    at.radio(key=state.widget_key(state.SCOPE)).set_value("global").run()
+    assert not at.exception
+    layers = at.dataframe[0].value
+    assert layers["sparsity"].dropna().nunique() > 1  # one global threshold: uneven per layer
+
+    at.multiselect(key=state.widget_key(state.EXCLUDE)).set_value(["conv_1"]).run()
+    layers = at.dataframe[0].value.set_index("name")
+    assert layers.loc["conv_1", "sparsity"] == 0.0
+
+
+def test_prune_page_with_uploaded_model(tiny_refs):
+    model, data = tiny_refs
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
+    at.session_state[state.DATA_FILE] = dict(data.__dict__)
+    at.session_state[state.MODEL] = state.UPLOADED_MODEL
+    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at.session_state[state.SPARSITY] = 0.25
+    at.run()
+    assert not at.exception
+    assert metrics(at)["Sparsity (measured)"][1] == "requested 25.00%"
+    # 1,148 weights (kernels 36 + 1024 + 64, biases 4 + 16 + 4); at 25% the kernels keep 27, 768 and 48
+    assert metrics(at)["Nonzero params"][0] == f"{1148 - (36 - 27) - (1024 - 768) - (64 - 48):,}"
+
+
+def test_mismatched_dataset_shows_one_line_and_keeps_serving(tiny_refs, tmp_path):
+    import numpy as np
+
+    from pruning.specs import DataRef
+
+    path = tmp_path / "wrong.npz"
+    np.savez(path, x_test=np.zeros((4, 28, 28, 1), np.float32), y_test=np.array([0, 1, 2, 3]))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_FILE] = dict(tiny_refs[0].__dict__)
+    at.session_state[state.DATA_FILE] = dict(DataRef.parse(str(path)).__dict__)
+    at.session_state[state.MODEL] = state.UPLOADED_MODEL
+    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "model expects (8, 8, 1) inputs, the dataset has (28, 28, 1): pick a matching dataset or model"]
+    at.selectbox(key=state.widget_key(state.DATASET)).set_value("digits")
+    at.selectbox(key=state.widget_key(state.MODEL)).set_value("cnn").run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Parameters"][0] == "21,386"

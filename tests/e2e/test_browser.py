@@ -1,0 +1,117 @@
+"""A new user's path in a real browser: Chromium (Playwright) against `streamlit run app.py`.
+
+Starts the app on a free localhost port with a private PRUNESCOPE_HOME, fails on any
+Streamlit exception box, and saves a screenshot of every page it visits into docs/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: apt-get install chromium (.ci/run does this)")
+    port = free_port()
+    env = dict(os.environ, PRUNESCOPE_HOME=str(tmp_path_factory.mktemp("home")), PYTHONPATH=str(ROOT))
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start in 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        yield page
+        browser.close()
+
+
+def wait_idle(page, timeout: float = 180_000) -> None:
+    """Until Streamlit has finished running the script (no 'Running...' status widget)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )
+    assert page.locator('[data-testid="stException"]').count() == 0, "Streamlit showed an exception"
+
+
+def metric_value(page, label: str) -> str:
+    card = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return card.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_new_user_path(page, app_url):
+    DOCS.mkdir(exist_ok=True)
+    page.goto(app_url)
+    page.get_by_text("Baseline: cnn on digits").wait_for(timeout=180_000)
+    wait_idle(page)
+    assert re.fullmatch(r"\d+\.\d\d%", metric_value(page, "Test accuracy"))
+    assert metric_value(page, "Parameters") == "21,386"
+    page.screenshot(path=str(DOCS / "home.png"), full_page=True)
+
+    page.goto(app_url + "/Prune")
+    page.get_by_text("Sparsity (measured)").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert metric_value(page, "Sparsity (measured)") == "50.00%"
+    before = metric_value(page, "Nonzero params")
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
+
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(30):  # 0.50 -> 0.80 in steps of 0.01
+        slider.press("ArrowRight")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+        ".some(e => e.innerText === '80.00%')", timeout=60_000,
+    )
+    wait_idle(page)
+    assert metric_value(page, "Sparsity (measured)") == "80.00%"
+    assert metric_value(page, "Nonzero params") != before
+    page.screenshot(path=str(DOCS / "prune.png"), full_page=True)
