@@ -9,10 +9,13 @@ import streamlit as st
 from pruning.errors import BadInput
 from pruning.specs import PruneSpec
 from ui import backend, cards, charts, state
-from ui.sidebar import load_baseline, persistent, select_model_and_data, show_error
+from ui.sidebar import (
+    controls_area, load_baseline, persistent, presentation_toggle, select_model_and_data, show_chart, show_error,
+)
 
 st.set_page_config(page_title="PruneScope · Prune", page_icon="✂️", layout="wide")
 model_ref, data_ref = select_model_and_data()
+presenting = presentation_toggle()
 st.title("Prune")
 
 baseline = load_baseline(model_ref, data_ref)
@@ -20,7 +23,8 @@ if baseline is None:
     st.stop()
 
 methods = {m["name"]: m for m in backend.methods()}
-controls = st.columns([2, 3, 1.3, 1.2])
+area = controls_area(presenting)
+controls = area.columns([2, 3, 1.3, 1.2])
 method_name = persistent(
     st.selectbox, "Method", state.METHOD, "magnitude", controls[0], options=list(methods),
     format_func=lambda name: f"{name} ({methods[name]['granularity']})",
@@ -39,11 +43,11 @@ finetune = persistent(
     st.number_input, "Fine-tune epochs", state.FINETUNE, 0, controls[3], min_value=0, max_value=50, step=1,
     help="Train with the masks fixed after pruning (zeros stay zeros). Needs training data.",
 )
-st.caption(f"**{method_name}** — {method['description']} Granularity: {method['granularity']}.")
+area.caption(f"**{method_name}** — {method['description']} Granularity: {method['granularity']}.")
 
 prunable_layers = baseline.layers.loc[baseline.layers["prunable"], "name"].tolist()
 excluded = persistent(
-    st.multiselect, "Exclude layers (keep dense)", state.EXCLUDE, [], options=prunable_layers,
+    st.multiselect, "Exclude layers (keep dense)", state.EXCLUDE, [], area, options=prunable_layers,
 )
 selected = tuple(name for name in prunable_layers if name not in excluded)
 
@@ -71,19 +75,20 @@ st.caption(
     + f", evaluated in {t['evaluate'] * 1000:.0f} ms; {t['total']:.2f} s in all (cached on repeat)."
 )
 
-st.plotly_chart(charts.layer_sparsity_figure(report.layers, method_name), key="layer_sparsity_chart")
+show_chart(charts.layer_sparsity_figure(report.layers, method_name), "layer_sparsity_chart", presenting)
 
 hist_layers = list(report.histograms)
 left, right = st.columns(2)
 with left:
     layer = persistent(st.selectbox, "Layer", state.HIST_LAYER, hist_layers[0], options=hist_layers)
-    st.plotly_chart(charts.weight_histogram_figure(report.histograms[layer], layer, method_name),
-                    key="weight_histogram")
+    show_chart(charts.weight_histogram_figure(report.histograms[layer], layer, method_name),
+               "weight_histogram", presenting)
 with right:
-    st.plotly_chart(charts.mask_image_figure(report.mask_images[layer], layer), key="mask_image")
+    show_chart(charts.mask_image_figure(report.mask_images[layer], layer), "mask_image", presenting)
 
-st.subheader("Per layer")
-st.dataframe(report.layers, hide_index=True, width="stretch", key="pruned_layers")
+if not presenting:
+    st.subheader("Per layer")
+    st.dataframe(report.layers, hide_index=True, width="stretch", key="pruned_layers")
 st.download_button(
     "Download pruned model (.keras)", data=backend.read_bytes(report.model_path),
     file_name=f"{model_ref.name.rsplit('.', 1)[0]}-{method_name}-{report.target_sparsity:.2f}.keras",

@@ -87,3 +87,34 @@ def load_baseline(model: ModelRef, data: DataRef):
         return None
     bar.empty()
     return report
+
+
+# Static CSS only (no user strings): larger metric values and a wider canvas for demos.
+_PRESENTATION_CSS = """
+<style>
+[data-testid="stMetricValue"] { font-size: 2.6rem; }
+[data-testid="stMetricLabel"] p { font-size: 1.05rem; }
+.block-container { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+</style>
+"""
+PRESENTATION_CHART_HEIGHT = 620
+
+
+def presentation_toggle() -> bool:
+    """Presentation mode: controls fold away, charts and numbers grow (a stakeholder demo)."""
+    on = persistent(st.toggle, "Presentation mode", state.PRESENTATION, False, st.sidebar,
+                    help="Hide the page's controls and enlarge the charts and numbers.")
+    if on:
+        st.markdown(_PRESENTATION_CSS, unsafe_allow_html=True)
+    return bool(on)
+
+
+def controls_area(presenting: bool):
+    """Where a page puts its controls: folded away while presenting."""
+    return st.expander("Controls", expanded=False) if presenting else st.container()
+
+
+def show_chart(fig, key: str, presenting: bool) -> None:
+    if presenting:
+        fig.update_layout(height=PRESENTATION_CHART_HEIGHT)
+    st.plotly_chart(fig, key=key)

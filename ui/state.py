@@ -26,3 +26,29 @@ def widget_key(key: str) -> str:
     """The widget's own key: Streamlit drops widget state on pages that don't render it,
     so the value lives under `key` and is copied into the widget on every run."""
     return f"_w_{key}"
+
+# Sweep and Sensitivity pages (issue 4)
+SWEEP_METHODS = "ps_sweep_methods"
+SWEEP_RATES = "ps_sweep_rates"  # the grid as text, in percent: "0, 20, 40"
+SWEEP_FINETUNE = "ps_sweep_finetune"
+SWEEP_SPEC = "ps_sweep_spec"  # JSON of the last sweep started, so reruns redraw it (cached)
+SENS_RATES = "ps_sens_rates"
+SENS_METHOD = "ps_sens_method"
+SENS_SPEC = "ps_sens_spec"  # JSON of the last scan started
+PLAN_MODE = "ps_plan_mode"  # "target" or "budget"
+PLAN_TARGET = "ps_plan_target"
+PLAN_BUDGET = "ps_plan_budget"
+PLAN = "ps_plan"  # dict layer -> sparsity applied on the Prune page (PruneSpec.layer_sparsity)
+
+SEED_GRID = "0, 20, 40, 60, 80, 90, 95"
+FINE_GRID = ", ".join(str(5 * i) for i in range(20))
+
+# Runs page (issue 5)
+RUNS_MODELS = "ps_runs_models"  # filters: model, dataset, method names
+RUNS_DATASETS = "ps_runs_datasets"
+RUNS_METHODS = "ps_runs_methods"
+RUNS_COMPARE = "ps_runs_compare"  # run ids picked for side-by-side comparison
+RUNS_FOCUS = "ps_runs_focus"  # the one run to rename, note, delete, re-run, export
+RUNS_PARETO = "ps_runs_pareto"  # "model · dataset" whose runs the Pareto charts show
+RUNS_REPORT = "ps_runs_report"  # run id whose HTML report was built (shown as a download)
+PRESENTATION = "ps_presentation"

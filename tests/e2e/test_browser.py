@@ -101,7 +101,9 @@ def test_new_user_path(page, app_url):
     wait_idle(page)
     assert metric_value(page, "Sparsity (measured)") == "50.00%"
     before = metric_value(page, "Nonzero params")
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    charts.nth(2).wait_for(timeout=30_000)  # plotly renders after the script finishes
+    assert charts.count() == 3
 
     slider = page.get_by_role("slider").first
     slider.focus()
