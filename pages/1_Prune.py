@@ -51,10 +51,20 @@ excluded = persistent(
 )
 selected = tuple(name for name in prunable_layers if name not in excluded)
 
+plan = st.session_state.get(state.PLAN)
+if plan:
+    info, clear = st.columns([5, 1])
+    info.info(f"Applying the per-layer plan from Sensitivity ({len(plan)} layers, each its own sparsity); "
+              "the slider's value is used only for layers the plan does not name.", icon="🗺️")
+    if clear.button("Clear plan", key="clear_plan"):
+        del st.session_state[state.PLAN]
+        st.rerun()
+
 try:
     spec = PruneSpec(
         model=model_ref, data=data_ref, method=method_name, sparsity=float(sparsity), scope=scope,
         layers=None if not excluded else selected, finetune_epochs=int(finetune),
+        layer_sparsity=tuple(plan.items()) if plan else None,
     )
     bar = st.empty()
     report = backend.prune(spec, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))

@@ -6,7 +6,6 @@ dataset, epochs, seed and library versions, so a second start loads them in seco
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,15 +16,11 @@ from ._keras import keras, tf
 from .datasets import Dataset
 from .errors import BadInput
 from .metrics import save_model
+from .paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from .specs import DataRef, ModelRef, ProgressFn
 from .zoo import ZOO, imagenet_weights_path
 
 TRAIN_BATCH = 64
-
-
-def home() -> Path:
-    """Where PruneScope keeps baselines, artifacts and runs."""
-    return Path(os.environ.get("PRUNESCOPE_HOME", Path.home() / ".cache" / "prunescope"))
 
 
 def _dataset_key(ref: DataRef) -> str:

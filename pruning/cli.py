@@ -33,21 +33,54 @@ def _progress(fraction: float, message: str) -> None:
     print(f"[{fraction:6.1%}] {message}", file=sys.stderr)
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
-    from .executor import make_executor
+def _prune_spec(args: argparse.Namespace):
+    """(spec, recipe or None) from either --recipe FILE or --model/--dataset/--method/--sparsity."""
     from .specs import DataRef, ModelRef, PruneSpec
 
+    given = [flag for flag, value in (("--model", args.model), ("--dataset", args.dataset),
+                                      ("--method", args.method), ("--sparsity", args.sparsity)) if value is not None]
+    if args.recipe:
+        from .export import read_recipe
+
+        if given or args.layers is not None:
+            raise BadInput(f"--recipe fixes the whole spec: drop {', '.join(given or ['--layers'])}")
+        recipe = read_recipe(args.recipe)
+        return recipe.spec, recipe
+    if len(given) < 4:
+        missing = [f for f in ("--model", "--dataset", "--method", "--sparsity") if f not in given]
+        raise BadInput(f"prune needs {', '.join(missing)} (or --recipe FILE from `python -m pruning export`)")
     layers = tuple(name for name in args.layers.split(",") if name) if args.layers is not None else None
     spec = PruneSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), method=args.method,
         sparsity=args.sparsity, scope=args.scope, layers=layers,
         finetune_epochs=args.finetune_epochs, seed=args.seed,
     )
-    report = make_executor().prune(spec, on_progress=None if args.json else _progress)
+    return spec, None
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .executor import make_executor
+    from .store import open_store
+
+    spec, recipe = _prune_spec(args)
+    executor = make_executor()
+    # stored like app runs: running -> completed | failed | interrupted
+    run_id, report = open_store().record_prune(
+        spec, lambda: executor.prune(spec, on_progress=None if args.json else _progress), source="cli"
+    )
+    check = None
+    if recipe is not None:
+        from .export import recipe_check
+
+        check = recipe_check(recipe, report.sparsity, report.pruned["accuracy"])
+        if not check["reproduced"]:
+            print(f"warning: measured {check['measured']} but the recipe's run measured {check['expected']} "
+                  f"(device {report.environment.get('device')} vs {recipe.environment.get('device')})",
+                  file=sys.stderr)
     if args.out:
         shutil.copyfile(report.model_path, args.out)
     if args.json:
-        print_json(report.to_json_dict())
+        print_json({**report.to_json_dict(), "run_id": run_id, **({"recipe_check": check} if check else {})})
         return 0
     derived = report.derived()
     print(f"{report.method} ({report.granularity}, scope {spec.scope}) on {spec.model.label} / {spec.data.name}")
@@ -68,6 +101,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
           .to_string(index=False))
     if args.out:
         print(f"pruned model saved to {args.out}")
+    if check is not None:
+        print(f"recipe {'reproduced' if check['reproduced'] else 'NOT reproduced'}: sparsity {report.sparsity:.6f} "
+              f"(recipe {check['expected'].get('sparsity', float('nan')):.6f}), accuracy {report.pruned['accuracy']:.6f} "
+              f"(recipe {check['expected'].get('accuracy', float('nan')):.6f})")
+    print(f"stored as run {run_id} (python -m pruning runs)")
     return 0
 
 
@@ -102,10 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     prune = sub.add_parser("prune", help="prune one model at one sparsity and measure it")
-    prune.add_argument("--model", required=True, help="zoo name or a .keras/.h5 path")
-    prune.add_argument("--dataset", required=True, help="dataset name or an .npz path")
-    prune.add_argument("--method", required=True)
-    prune.add_argument("--sparsity", required=True, type=float)
+    # required unless --recipe gives the whole spec (checked in _prune_spec, exit 2)
+    prune.add_argument("--model", help="zoo name or a .keras/.h5 path")
+    prune.add_argument("--dataset", help="dataset name or an .npz path")
+    prune.add_argument("--method")
+    prune.add_argument("--sparsity", type=float)
+    prune.add_argument("--recipe", default=None, help="a recipe JSON from `export --format recipe`: re-run that spec")
     prune.add_argument("--scope", default="layer", choices=["layer", "global"])
     prune.add_argument("--layers", default=None, help="comma-separated layers to prune (default: all prunable)")
     prune.add_argument("--finetune-epochs", type=int, default=0)
@@ -116,9 +156,211 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, fn in (("models", cmd_models), ("datasets", cmd_datasets), ("methods", cmd_methods)):
         sub.add_parser(name, help=f"list the available {name}").set_defaults(run=fn)
+    add_run_commands(sub)
+    add_sweep_command(sub)
+    add_sensitivity_command(sub)
     return parser
 
 
+
+
+# -- the run store: runs, export, report ------------------------------------------------
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .store import open_store
+
+    runs = open_store().list(kind=args.kind, model=args.model, dataset=args.dataset, method=args.method)
+    rows = [run.summary() for run in runs]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no runs stored yet: `python -m pruning prune ...` stores one")
+        return 0
+
+    def cell(value: Any, fmt: str) -> str:
+        return "-" if value is None else fmt.format(value)
+
+    print(f"{'id':>5}  {'kind':<11} {'status':<11} {'model':<14} {'dataset':<12} {'method':<12} "
+          f"{'target':>7} {'sparsity':>8} {'accuracy':>8} {'gzip bytes':>11}  name")
+    for r in rows:
+        print(f"{r['id']:>5}  {r['kind']:<11} {r['status']:<11} {r['model'][:14]:<14} {r['dataset'][:12]:<12} "
+              f"{r['method'][:12]:<12} {cell(r['target_sparsity'], '{:.2f}'):>7} {cell(r['sparsity'], '{:.4f}'):>8} "
+              f"{cell(r['accuracy'], '{:.4f}'):>8} {cell(r['gzip_bytes'], '{:,}'):>11}  {r['name']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import EXPORTERS, ExportError
+    from .store import open_store
+
+    store = open_store()
+    run = store.get(args.run_id)
+    try:
+        result = EXPORTERS[args.format](run, args.out, store)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if hasattr(result, "agreement"):
+        print(f"TFLite agrees with Keras on {result.agreement:.4%} of {result.samples:,} test predictions "
+              f"(largest output difference {result.max_abs_diff:.2g}); {result.size_bytes:,} bytes, "
+              f"{result.gzip_bytes:,} gzipped")
+    print(f"run {run.id} exported as {args.format} to {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .store import open_store
+
+    path = write_report(open_store(), args.run_id, args.out)
+    print(f"report of run {args.run_id} written to {path} (one file, opens offline)")
+    return 0
+
+
+def add_run_commands(sub) -> None:
+    from .export import EXPORTERS  # light: TensorFlow loads only when a model is converted
+
+    runs = sub.add_parser("runs", help="list stored runs (newest first)")
+    runs.add_argument("--kind", choices=["prune", "sweep", "sensitivity"])
+    runs.add_argument("--model")
+    runs.add_argument("--dataset")
+    runs.add_argument("--method")
+    runs.add_argument("--json", action="store_true", help="print a JSON list")
+    runs.set_defaults(run=cmd_runs)
+
+    export = sub.add_parser("export", help="export a stored run: its pruned model or a recipe")
+    export.add_argument("run_id", type=int)
+    export.add_argument("--format", required=True, choices=list(EXPORTERS))
+    export.add_argument("--out", required=True)
+    export.set_defaults(run=cmd_export)
+
+    report = sub.add_parser("report", help="a one-file HTML report of a stored run")
+    report.add_argument("run_id", type=int)
+    report.add_argument("--out", required=True)
+    report.set_defaults(run=cmd_report)
+
+
+# -- sweeps and sensitivity ---------------------------------------------------------------
+def parse_rates(text: str) -> tuple[float, ...]:
+    """`0,0.2,0.9` -> (0.0, 0.2, 0.9); anything else is bad input with a one-line reason."""
+    from .specs import validate_sparsity
+
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise BadInput("--rates is empty: give comma-separated sparsities in [0, 1), e.g. 0,0.5,0.9")
+    rates = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise BadInput(f"--rates: {part!r} is not a number: give comma-separated sparsities in [0, 1)") from None
+        rates.append(validate_sparsity(value))
+    return tuple(rates)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .executor import make_executor
+    from .specs import DataRef, ModelRef
+    from .store import open_store
+    from .sweep import SweepSpec, to_markdown
+
+    spec = SweepSpec(
+        model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), methods=_names(args.methods),
+        rates=parse_rates(args.rates), scope=args.scope,
+        layers=_names(args.layers) if args.layers is not None else None,
+        finetune_epochs=args.finetune_epochs, seed=args.seed,
+    )
+    executor = make_executor()
+    progress = _progress if args.format == "table" else None  # csv/json are for scripts: stderr stays clean
+    run_id, report = open_store().record_points(
+        "sweep", spec, lambda on_point: executor.sweep(spec, on_point=on_point, on_progress=progress), source="cli"
+    )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.format == "json":
+        text = json.dumps(_clean({**report.to_json_dict(), "run_id": run_id}), indent=2, allow_nan=False) + "\n"
+    elif args.format == "csv":
+        text = report.rows.to_csv(index=False)
+    else:
+        text = to_markdown(report.table()) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"{len(report.rows)} points written to {args.out} (stored as run {run_id})")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def add_sweep_command(sub) -> None:
+    sweep = sub.add_parser("sweep", help="prune at many sparsities with several methods; one row per point")
+    sweep.add_argument("--model", required=True, help="zoo name or a .keras/.h5 path")
+    sweep.add_argument("--dataset", required=True, help="dataset name or an .npz path")
+    sweep.add_argument("--methods", required=True, help="comma-separated method names, e.g. magnitude,random")
+    sweep.add_argument("--rates", required=True, help="comma-separated sparsities in [0, 1), e.g. 0,0.2,0.4,0.9")
+    sweep.add_argument("--scope", default="layer", choices=["layer", "global"])
+    sweep.add_argument("--layers", default=None, help="comma-separated layers to prune (default: all prunable)")
+    sweep.add_argument("--finetune-epochs", type=int, default=0, help="masked fine-tuning per point (0 = one-shot)")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--format", default="table", choices=["table", "csv", "json"],
+                       help="table: Markdown like the seed's; csv: every column; json: baseline, rows, timing_s")
+    sweep.add_argument("--out", default=None, help="write the output to this file instead of stdout")
+    sweep.set_defaults(run=cmd_sweep)
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from .executor import make_executor
+    from .sensitivity import SensitivitySpec, plan_sparsity, sensitivity_outcome
+    from .specs import DataRef, ModelRef
+    from .store import open_store
+
+    spec = SensitivitySpec(
+        model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_rates(args.rates),
+        method=args.method, layers=_names(args.layers) if args.layers is not None else None, seed=args.seed,
+    )
+    executor = make_executor()
+    run_id, report = open_store().record(
+        "sensitivity", spec, lambda: executor.sensitivity(spec, on_progress=None if args.json else _progress),
+        sensitivity_outcome, source="cli",
+    )
+    plan = None
+    if args.plan_target is not None or args.plan_budget is not None:
+        plan = plan_sparsity(report, target_overall_sparsity=args.plan_target, accuracy_drop_budget=args.plan_budget)
+    if args.json:
+        print_json({**report.to_json_dict(), "plan": plan, "run_id": run_id})
+        return 0
+    print(f"{spec.model.label} on {spec.data.name}: baseline test accuracy {report.baseline_accuracy:.2%} "
+          f"on {report.n_test:,} samples; accuracy drop (points) with one layer pruned at a time")
+    table = (report.drop * 100).round(2)
+    table.columns = [f"{rate:.0%}" for rate in table.columns]
+    table.insert(0, "params", [int(sum(report.layer_sizes[layer])) for layer in table.index])
+    if plan is not None:
+        table["plan"] = [f"{plan[layer]:.1%}" for layer in table.index]
+    print(table.to_string())
+    t = report.timing_s
+    print(f"{t['evaluations']} evaluations in {t['evaluate']:.1f} s; total {t['total']:.1f} s (stored as run {run_id})")
+    return 0
+
+
+def add_sensitivity_command(sub) -> None:
+    sens = sub.add_parser("sensitivity", help="prune each layer alone at each sparsity; accuracy drop per layer")
+    sens.add_argument("--model", required=True, help="zoo name or a .keras/.h5 path")
+    sens.add_argument("--dataset", required=True, help="dataset name or an .npz path")
+    sens.add_argument("--rates", required=True, help="comma-separated sparsities in [0, 1), e.g. 0.2,0.4,0.6,0.8,0.9")
+    sens.add_argument("--method", default="magnitude", help="an unstructured method (default magnitude)")
+    sens.add_argument("--layers", default=None, help="comma-separated layers to scan (default: all prunable)")
+    sens.add_argument("--seed", type=int, default=0)
+    plan = sens.add_mutually_exclusive_group()
+    plan.add_argument("--plan-target", type=float, default=None,
+                      help="also print a per-layer plan reaching this overall sparsity")
+    plan.add_argument("--plan-budget", type=float, default=None,
+                      help="also print a per-layer plan for this estimated accuracy drop (e.g. 0.01)")
+    sens.add_argument("--json", action="store_true", help="print one JSON object")
+    sens.set_defaults(run=cmd_sensitivity)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -9,7 +9,7 @@ import platform
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,10 @@ from .metrics import (
 )
 from .prunable import PrunableWeight, find_prunable, iter_layers, layer_table
 from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+
+if TYPE_CHECKING:
+    from .sensitivity import SensitivityReport, SensitivitySpec
+    from .sweep import SweepReport, SweepSpec
 
 TRAIN_EVAL_LIMIT = 2000  # train accuracy on at most this many training samples
 HIST_BINS = 40
@@ -71,7 +75,7 @@ class Workbench:
         self.macs = layer_macs(self.model)
         self._noise: dict[float, np.ndarray] = {}
         self._train_x, self._train_y = self._train_subset(seed)
-        self._baseline_metrics: Optional[dict[str, float]] = None
+        self._baseline_metrics: dict[float, dict[str, float]] = {}  # by noise sigma
         self._base_model: Optional[keras.Model] = None
         self._base_forward = None
         self.env = environment()
@@ -112,14 +116,15 @@ class Workbench:
             self._noise[sigma] = (x + rng.normal(0.0, sigma, x.shape)).astype(np.float32)
         return self._noise[sigma]
 
-    def evaluate(self, spec: PruneSpec) -> dict[str, float]:
-        """Accuracy metrics of the working model as it is now."""
+    def evaluate(self, spec: PruneSpec, forward=None) -> dict[str, float]:
+        """Accuracy metrics of the working model as it is now (or of `forward`'s model)."""
         ds = self.dataset
-        accuracy, loss = accuracy_and_loss(predict(self.forward, ds.x_test), ds.y_test)
+        forward = forward or self.forward
+        accuracy, loss = accuracy_and_loss(predict(forward, ds.x_test), ds.y_test)
         train_accuracy = float("nan")
         if self._train_x is not None:
-            train_accuracy, _ = accuracy_and_loss(predict(self.forward, self._train_x), self._train_y)
-        robust, _ = accuracy_and_loss(predict(self.forward, self._noisy_test(spec.noise_sigma)), ds.y_test)
+            train_accuracy, _ = accuracy_and_loss(predict(forward, self._train_x), self._train_y)
+        robust, _ = accuracy_and_loss(predict(forward, self._noisy_test(spec.noise_sigma)), ds.y_test)
         return {"accuracy": accuracy, "loss": loss, "train_accuracy": train_accuracy, "robust_accuracy": robust}
 
     def base_forward(self):
@@ -168,44 +173,20 @@ class Workbench:
         }
 
     def baseline_metrics(self, spec: PruneSpec) -> dict[str, float]:
-        if self._baseline_metrics is None:
+        if spec.noise_sigma not in self._baseline_metrics:
             self.reset()
             path = home() / "artifacts" / f"baseline-{Path(self.path).stem}.keras"
-            self._baseline_metrics = {**self.evaluate(spec), **self.measure(spec, path)}
-        return self._baseline_metrics
+            self._baseline_metrics[spec.noise_sigma] = {**self.evaluate(spec), **self.measure(spec, path)}
+        return self._baseline_metrics[spec.noise_sigma]
 
     # -- fine-tuning -----------------------------------------------------------------
     def finetune(self, masks: dict[str, np.ndarray], epochs: int, seed: int,
                  on_progress: Optional[ProgressFn] = None) -> None:
         """Train the working model for `epochs`, re-applying the masks after every step."""
-        ds = self.dataset
-        if not ds.has_train:
-            raise BadInput(f"{ds.name} has no x_train/y_train: fine-tuning needs training data")
         self._dirty_all = True
-        model = self.model
         pairs = [(self._variables[pw.index], tf.constant(masks[pw.key], dtype=tf.float32))
                  for pw in self.prunable if pw.key in masks]
-        optimizer = keras.optimizers.Adam(FINETUNE_LR)
-        loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-        @tf.function
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses or [0.0])
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            for variable, mask in pairs:
-                variable.assign(variable * mask)
-            return loss
-
-        rng = np.random.default_rng(seed)
-        for epoch in range(epochs):
-            order = rng.permutation(len(ds.x_train))
-            for i in range(0, len(order), FINETUNE_BATCH):
-                idx = order[i : i + FINETUNE_BATCH]
-                step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
-            if on_progress:
-                on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}")
+        _train(self.model, pairs, self.dataset, epochs, seed, on_progress)
 
     # -- reports ---------------------------------------------------------------------
     def baseline_report(self, seed: int = 0) -> BaselineReport:
@@ -227,6 +208,25 @@ class Workbench:
             )
         return [pw for pw in self.prunable if pw.layer in layers]
 
+    def targets(self, spec: PruneSpec, selected: list[PrunableWeight]) -> dict[str, float]:
+        """Target per selected tensor: `spec.sparsity`, overridden by `spec.layer_sparsity`
+        entries (a layer name applies to all its tensors, a `layer/attr` key to one)."""
+        targets = {pw.key: spec.sparsity for pw in selected}
+        if spec.layer_sparsity is None:
+            return targets
+        by_layer = {pw.layer for pw in selected}
+        unknown = [name for name, _ in spec.layer_sparsity if name not in by_layer and name not in targets]
+        if unknown:
+            raise BadInput(
+                f"the per-layer plan names {', '.join(unknown)}, which are not selected prunable layers: "
+                f"choose among {', '.join(sorted(by_layer))}"
+            )
+        plan = dict(spec.layer_sparsity)
+        for pw in selected:
+            # a `layer/attr` entry is more specific than its layer's entry
+            targets[pw.key] = plan.get(pw.key, plan.get(pw.layer, spec.sparsity))
+        return targets
+
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
         start = time.perf_counter()
         method = get_method(spec.method)
@@ -236,17 +236,22 @@ class Workbench:
         selected = self.select(spec.layers)
         request = PruneRequest(
             weights={pw.key: self.base_weights[pw.index] for pw in selected},
-            sparsity={pw.key: spec.sparsity for pw in selected},
+            sparsity=self.targets(spec, selected),
             scope=spec.scope, seed=spec.seed, model=self.model, data=self.dataset,
+            finetune_epochs=spec.finetune_epochs, on_progress=on_progress,
         )
         t0 = time.perf_counter()
         result = method.prune(request)
+        if result.model is not None:
+            return self._model_report(spec, method, request, result, baseline, start,
+                                      time.perf_counter() - t0, on_progress)
         if result.masks is None:
-            raise BadInput(f"{method.name} returned no masks; structured methods are not supported yet")
+            raise RuntimeError(f"{method.name} returned neither masks nor a model")
         self.apply_masks(result.masks)
         prune_s = time.perf_counter() - t0
         finetune_s = 0.0
-        if spec.finetune_epochs:
+        # methods that need training ran the fine-tune epochs themselves
+        if spec.finetune_epochs and "training" not in method.needs:
             t0 = time.perf_counter()
             self.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress)
             finetune_s = time.perf_counter() - t0
@@ -263,14 +268,111 @@ class Workbench:
             spec=spec, method=method.name, granularity=method.granularity,
             target_sparsity=spec.sparsity, sparsity=_measured_sparsity(weights, selected),
             baseline=baseline, pruned=pruned,
-            layers=self._layer_rows(weights, {pw.layer for pw in selected}, spec.sparsity),
+            layers=self._layer_rows(weights, {pw.layer: request.sparsity[pw.key] for pw in selected}),
             histograms=self._histograms(weights), mask_images=self._mask_images(weights),
             timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s,
                       "total": time.perf_counter() - start},
-            model_path=str(model_path), environment=dict(self.env), notes=_notes(method.granularity),
+            model_path=str(model_path), environment=dict(self.env),
+            notes=_notes(method.granularity) + result.notes,
         )
         self.reset()
         return report
+
+    def _model_report(self, spec: PruneSpec, method, request: PruneRequest, result, baseline: dict,
+                      start: float, prune_s: float, on_progress: Optional[ProgressFn]) -> PruneReport:
+        """Report on a method's new model (physically smaller, or retrained by gradual): it
+        is fine-tuned, evaluated and timed with its own traced forward; the working model
+        is never touched, so the workbench stays reusable."""
+        new = result.model
+        finetune_s = 0.0
+        if spec.finetune_epochs and "training" not in method.needs:
+            t0 = time.perf_counter()
+            # keep the zeros a mask method left; a shrunk model has none to keep
+            pairs = [] if method.granularity == "structured" else [
+                (new.weights[pw.index], tf.constant(new.weights[pw.index].numpy() != 0, dtype=tf.float32))
+                for pw in find_prunable(new)]
+            _train(new, pairs, self.dataset, spec.finetune_epochs, spec.seed, on_progress)
+            finetune_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        forward = make_forward(new)
+        pruned = self.evaluate(spec, forward=forward)
+        evaluate_s = time.perf_counter() - t0
+        model_path = home() / "artifacts" / f"{spec.key()}.keras"
+        pruned.update(self.measure(spec, model_path, model=new, forward=forward, macs=layer_macs(new),
+                                   against_base=True))
+        baseline = dict(baseline, latency_ms=pruned.pop("base_latency_ms"),
+                        latency_p90_ms=pruned.pop("base_latency_p90_ms"))
+        selected = [pw for pw in self.prunable if pw.key in request.weights]
+        weights = self._in_base_shapes(new, result.masks)
+        targets: dict[str, float] = {}
+        for key, value in request.sparsity.items():
+            layer = key.split("/")[0]
+            targets[layer] = max(value, targets.get(layer, 0.0))
+        notes = _notes(method.granularity) + result.notes
+        if method.granularity == "structured":
+            notes += (_speedup_note(baseline, pruned, spec, self.env["device"]),)
+        report = PruneReport(
+            spec=spec, method=method.name, granularity=method.granularity,
+            target_sparsity=spec.sparsity, sparsity=_measured_sparsity(weights, selected),
+            baseline=baseline, pruned=pruned, layers=self._model_rows(new, weights, targets),
+            histograms=self._histograms(weights), mask_images=self._mask_images(weights),
+            timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s,
+                      "total": time.perf_counter() - start},
+            model_path=str(model_path), environment=dict(self.env), notes=notes,
+        )
+        self.reset()
+        return report
+
+    def _in_base_shapes(self, new: keras.Model, masks: Optional[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """The base weight list with each prunable tensor replaced by its value in `new`,
+        scattered back into the original shape (removed filters/units read as zeros).
+
+        Surgery slices with sorted indices, so a kept weight's row-major order is unchanged:
+        the new tensor fills the mask's True positions in order.
+        """
+        found = {pw.key: new.weights[pw.index].numpy() for pw in find_prunable(new)}
+        weights = list(self.base_weights)
+        for pw in self.prunable:
+            value = found.get(pw.key)
+            if value is None:
+                raise RuntimeError(f"the pruned model lost layer {pw.layer}")
+            if value.shape != pw.shape:
+                if masks is None or pw.key not in masks:
+                    raise RuntimeError(f"{pw.key} changed shape but the method gave no mask to place it")
+                expanded = np.zeros(pw.shape, dtype=value.dtype)
+                expanded[masks[pw.key]] = value.reshape(-1)
+                value = expanded
+            weights[pw.index] = value
+        return weights
+
+    def _model_rows(self, new: keras.Model, weights: list[np.ndarray], targets: dict[str, float]) -> pd.DataFrame:
+        """Per layer of the original model: the new layer's params and shape beside the old."""
+        grouped = self._by_layer()
+        index = {id(v): i for i, v in enumerate(self._variables)}
+        new_layers = {layer.name: layer for layer in iter_layers(new)}
+        rows = []
+        for layer in iter_layers(self.model):
+            idx = [index[id(v)] for v in layer.weights]
+            if not idx:
+                continue
+            parts = grouped.get(layer.name, [])
+            # the kernel (or first weight) stands for the layer's shape, before and after
+            position = [id(v) for v in layer.weights].index(id(self._variables[parts[0].index])) if parts else 0
+            after = [w.numpy() for w in new_layers[layer.name].weights]
+            prunable_n = sum(pw.size for pw in parts)
+            zeros = sum(pw.size - int(np.count_nonzero(weights[pw.index])) for pw in parts)
+            rows.append({
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "params": int(sum(w.size for w in after)),
+                "nonzero_params": int(sum(np.count_nonzero(w) for w in after)),
+                "prunable_params": prunable_n,
+                "sparsity": zeros / prunable_n if prunable_n else None,
+                "target_sparsity": targets.get(layer.name),
+                "shape_before": str(tuple(self.base_weights[idx[position]].shape)),
+                "shape_after": str(tuple(after[position].shape)),
+            })
+        return pd.DataFrame(rows)
 
     def _by_layer(self) -> "OrderedDict[str, list[PrunableWeight]]":
         grouped: OrderedDict[str, list[PrunableWeight]] = OrderedDict()
@@ -278,7 +380,8 @@ class Workbench:
             grouped.setdefault(pw.layer, []).append(pw)
         return grouped
 
-    def _layer_rows(self, weights: list[np.ndarray], targeted: set[str], target: float) -> pd.DataFrame:
+    def _layer_rows(self, weights: list[np.ndarray], targets: dict[str, float]) -> pd.DataFrame:
+        """One row per layer with weights; `targets` holds the requested sparsity of pruned layers."""
         grouped = self._by_layer()
         index = {id(v): i for i, v in enumerate(self._variables)}
         rows = []
@@ -298,7 +401,7 @@ class Workbench:
                 "nonzero_params": int(sum(np.count_nonzero(weights[i]) for i in idx)),
                 "prunable_params": prunable_n,
                 "sparsity": zeros / prunable_n if prunable_n else None,
-                "target_sparsity": target if layer.name in targeted else None,
+                "target_sparsity": targets.get(layer.name),
                 "shape_before": shape,
                 "shape_after": shape,
             })
@@ -329,6 +432,34 @@ class Workbench:
         return out
 
 
+def _train(model: keras.Model, pairs: list, ds: Dataset, epochs: int, seed: int,
+           on_progress: Optional[ProgressFn] = None) -> None:
+    """Train `model` in place; each (variable, mask) pair is re-masked after every step."""
+    if not ds.has_train:
+        raise BadInput(f"{ds.name} has no x_train/y_train: fine-tuning needs training data")
+    optimizer = keras.optimizers.Adam(FINETUNE_LR)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses or [0.0])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        for variable, mask in pairs:
+            variable.assign(variable * mask)
+        return loss
+
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        order = rng.permutation(len(ds.x_train))
+        for i in range(0, len(order), FINETUNE_BATCH):
+            idx = order[i : i + FINETUNE_BATCH]
+            step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
+        if on_progress:
+            on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}")
+
+
 def _downsample(image: np.ndarray, cells: int) -> np.ndarray:
     """Mean over blocks so that neither side exceeds `cells`."""
     rows = np.array_split(np.arange(image.shape[0]), min(cells, image.shape[0]))
@@ -340,6 +471,23 @@ def _measured_sparsity(weights: list[np.ndarray], selected: list[PrunableWeight]
     total = sum(pw.size for pw in selected)
     zeros = sum(pw.size - int(np.count_nonzero(weights[pw.index])) for pw in selected)
     return zeros / total
+
+
+def _speedup_note(baseline: dict[str, float], pruned: dict[str, float], spec: PruneSpec, device: str) -> str:
+    flops = baseline["flops"] / pruned["flops"] if pruned["flops"] else float("nan")
+    speedup = baseline["latency_ms"] / pruned["latency_ms"] if pruned["latency_ms"] else float("nan")
+    note = (
+        f"The pruned model is a plain, smaller Keras model ({baseline['params']:,} -> {pruned['params']:,} "
+        f"parameters, {flops:.2f}x fewer FLOPs). Measured latency speedup against the dense model: "
+        f"{speedup:.2f}x ({baseline['latency_ms']:.3f} -> {pruned['latency_ms']:.3f} ms per batch of "
+        f"{spec.latency_batch} on {device}, both timed alternately in this run)."
+    )
+    if speedup < 0.8 * flops:
+        # the usual case for small models on CPU: say why the FLOP saving did not all arrive
+        note += (" It trails the FLOP ratio because at this size fixed per-layer costs (op dispatch, "
+                 "memory traffic, pooling/activation layers) weigh as much as the multiply-adds, and they "
+                 "do not shrink with the channel count.")
+    return note
 
 
 def _notes(granularity: str) -> tuple[str, ...]:
@@ -376,5 +524,23 @@ class Engine:
         return self.workbench(model, data, seed, on_progress).baseline_report(seed)
 
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+        get_method(spec.method)  # an unknown name fails before any model is trained
         # baselines are seeded by 0 so that every prune seed compares against one model
         return self.workbench(spec.model, spec.data, 0, on_progress).prune(spec, on_progress)
+
+    def sweep(self, spec: "SweepSpec", on_point=None, on_progress: Optional[ProgressFn] = None,
+              resume=()) -> "SweepReport":
+        """Every (method, rate) of `spec` on one workbench; see `sweep.run_sweep`."""
+        from .sweep import check_methods, run_sweep
+
+        check_methods(spec)  # a bad method name fails before a baseline is trained
+        bench = self.workbench(spec.model, spec.data, 0, on_progress)
+        return run_sweep(bench, spec, on_point=on_point, on_progress=on_progress, resume=resume)
+
+    def sensitivity(self, spec: "SensitivitySpec", on_progress: Optional[ProgressFn] = None) -> "SensitivityReport":
+        """Each prunable layer pruned alone at each rate; see `sensitivity.run_sensitivity`."""
+        from .sensitivity import check_method, run_sensitivity
+
+        check_method(spec.method)
+        bench = self.workbench(spec.model, spec.data, 0, on_progress)
+        return run_sensitivity(bench, spec, on_progress=on_progress)

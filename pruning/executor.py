@@ -5,9 +5,12 @@ process executor and a distributed one fill the same interface later.
 """
 from __future__ import annotations
 
-from typing import Optional, Protocol
+import threading
+from typing import Any, Iterable, Mapping, Optional, Protocol
 
+from .sensitivity import SensitivityReport, SensitivitySpec
 from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+from .sweep import PointFn, SweepReport, SweepSpec
 
 
 class Executor(Protocol):
@@ -17,9 +20,18 @@ class Executor(Protocol):
 
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport: ...
 
+    def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
+              resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport: ...
+
+    def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport: ...
+
 
 class InlineExecutor:
-    """Runs everything in this process, with an LRU of loaded models."""
+    """Runs everything in this process, with an LRU of loaded models.
+
+    One job at a time: a workbench prunes its working model in place, so two sessions
+    (Streamlit threads) must never run on it at once.
+    """
 
     name = "inline"
 
@@ -27,12 +39,24 @@ class InlineExecutor:
         from .engine import Engine  # TensorFlow loads only when an executor is made
 
         self.engine = Engine(capacity)
+        self.lock = threading.RLock()
 
     def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport:
-        return self.engine.baseline(model, data, on_progress=on_progress)
+        with self.lock:
+            return self.engine.baseline(model, data, on_progress=on_progress)
 
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        return self.engine.prune(spec, on_progress)
+        with self.lock:
+            return self.engine.prune(spec, on_progress)
+
+    def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
+              resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:
+        with self.lock:
+            return self.engine.sweep(spec, on_point=on_point, on_progress=on_progress, resume=resume)
+
+    def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
+        with self.lock:
+            return self.engine.sensitivity(spec, on_progress)
 
 
 def make_executor(kind: str = "inline") -> Executor:

@@ -109,9 +109,15 @@ class PruneSpec:
     seed: int = 0
     noise_sigma: float = 0.1  # std of the Gaussian input noise for robust_accuracy
     latency_batch: int = 32
+    # A per-layer plan: (layer name or "layer/attr", sparsity) pairs that override
+    # `sparsity` for those tensors (e.g. from sensitivity.plan_sparsity). A tuple, so the
+    # spec stays hashable.
+    layer_sparsity: Optional[tuple[tuple[str, float], ...]] = None
 
     def __post_init__(self) -> None:
         validate_sparsity(self.sparsity)
+        if self.layer_sparsity is not None:
+            validate_layer_sparsity(self.layer_sparsity)
         if self.scope not in SCOPES:
             raise BadInput(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
         if self.layers is not None and len(self.layers) == 0:
@@ -132,6 +138,8 @@ class PruneSpec:
         raw["data"] = DataRef(**raw.get("data", {}))
         if raw.get("layers") is not None:
             raw["layers"] = tuple(raw["layers"])
+        if raw.get("layer_sparsity") is not None:
+            raw["layer_sparsity"] = tuple((str(name), float(value)) for name, value in raw["layer_sparsity"])
         return cls(**raw)
 
     def key(self) -> str:
@@ -145,6 +153,23 @@ def validate_sparsity(value: float) -> float:
     if not 0.0 <= value < 1.0:
         raise BadInput(f"sparsity must be in [0, 1), not {value}: 1.0 would remove every weight")
     return float(value)
+
+
+def validate_layer_sparsity(plan: Any) -> None:
+    """A per-layer plan is a non-empty tuple of (name, sparsity) pairs, names unique, each in [0, 1)."""
+    if not isinstance(plan, tuple) or not plan:
+        raise BadInput("layer_sparsity must be a non-empty tuple of (layer, sparsity) pairs")
+    names = []
+    for pair in plan:
+        if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise BadInput(f"layer_sparsity entries must be (layer name, sparsity) pairs, not {pair!r}")
+        try:
+            validate_sparsity(pair[1])
+        except BadInput as exc:
+            raise BadInput(f"layer {pair[0]}: {exc}") from None
+        names.append(pair[0])
+    if len(set(names)) != len(names):
+        raise BadInput("layer_sparsity names a layer twice: give each layer one sparsity")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
-from .baselines import home
+from .paths import home
 from .errors import BadInput
 from .specs import PruneReport, PruneSpec
 

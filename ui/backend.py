@@ -69,7 +69,14 @@ def baseline(model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] =
 
 
 def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-    return cached_call("prune", spec.to_json(), lambda: get_executor().prune(spec, on_progress=on_progress))
+    """The pruned report; the first time a spec is pruned in this server process it is also
+    stored as a run (running -> completed | failed). Repeats come from the cache, stored once."""
+
+    def compute() -> PruneReport:
+        return run_store().record_prune(
+            spec, lambda: get_executor().prune(spec, on_progress=on_progress), source="app")[1]
+
+    return cached_call("prune", spec.to_json(), compute)
 
 
 @st.cache_data(show_spinner=False)
@@ -206,17 +213,6 @@ def scan_methods() -> list[str]:
 
 # -- run history, export and reports (issue 5) ----------------------------------------------
 import pandas as pd  # noqa: E402
-
-def recorded_prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-    """prune(), storing the run: the first time a spec is pruned in this server process it
-    becomes a run (running -> completed | failed); repeats come from the cache, not stored twice."""
-
-    def compute() -> PruneReport:
-        return run_store().record_prune(
-            spec, lambda: get_executor().prune(spec, on_progress=on_progress), source="app")[1]
-
-    return cached_call("prune", spec.to_json(), compute)
-
 
 def rerun(run_id: int, on_progress: Optional[ProgressFn] = None) -> int:
     """Prune a stored run's spec again, uncached, as a new run; returns the new run's id."""

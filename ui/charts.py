@@ -4,38 +4,15 @@ One colour per method, the same on every page (`method_color`).
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-BASELINE_COLOR = "#7f7f7f"
+from pruning.palette import BASELINE_COLOR, METHOD_COLORS, method_color  # noqa: F401  (one table for app and reports)
+
 ZERO_COLOR = "#d62728"
-METHOD_COLORS: dict[str, str] = {
-    "magnitude": "#1f77b4",
-    "random": "#8c564b",
-    "lamp": "#2ca02c",
-    "taylor": "#9467bd",
-    "nm": "#17becf",
-    "gradual": "#ff7f0e",
-    "filters-l1": "#e377c2",
-    "filters-l2": "#bcbd22",
-    "filters-fpgm": "#393b79",
-    "neurons": "#637939",
-    "lstm-units": "#8c6d31",
-    "apoz": "#843c39",
-    "bn-scale": "#7b4173",
-}
-_FALLBACK = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476")
-
-
-def method_color(method: str) -> str:
-    """The method's colour everywhere; unknown names get a stable colour from their hash."""
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    return _FALLBACK[int(hashlib.md5(method.encode()).hexdigest(), 16) % len(_FALLBACK)]
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -93,3 +70,158 @@ def mask_image_figure(image: Sequence[Sequence[float]], layer: str) -> go.Figure
     ))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, f"Mask of {layer} (dark = kept)", "output unit / filter", "input x kernel position")
+
+
+# -- sweeps and sensitivity (issue 4) -------------------------------------------------------
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def sweep_metric_figure(rows: pd.DataFrame, y: str, title: str, y_title: str,
+                        baseline: float | None = None, band: bool = False, y_format: str = "") -> go.Figure:
+    """`y` against measured sparsity, one line per method; with `band`, the 95% accuracy
+    interval (accuracy_low..accuracy_high) as a shaded band; the dense value as a reference."""
+    fig = go.Figure()
+    for method, part in rows.groupby("method", sort=False):
+        part = part.sort_values("sparsity")
+        color = method_color(str(method))
+        if band:
+            fig.add_scatter(x=part["sparsity"], y=part["accuracy_high"], mode="lines", line=dict(width=0),
+                            showlegend=False, hoverinfo="skip", legendgroup=str(method))
+            fig.add_scatter(x=part["sparsity"], y=part["accuracy_low"], mode="lines", line=dict(width=0),
+                            fill="tonexty", fillcolor=_rgba(color, 0.18), name=f"{method} 95% CI",
+                            showlegend=False, hoverinfo="skip", legendgroup=str(method))
+        fig.add_scatter(
+            x=part["sparsity"], y=part[y], mode="lines+markers", name=str(method), legendgroup=str(method),
+            line=dict(color=color), marker=dict(color=color), customdata=part["target_sparsity"],
+            hovertemplate=f"{method}<br>measured sparsity %{{x:.1%}} (requested %{{customdata:.0%}})"
+                          f"<br>{y_title} %{{y{':' + y_format if y_format else ''}}}<extra></extra>",
+        )
+    if baseline is not None:
+        fig.add_hline(y=baseline, line=dict(color=BASELINE_COLOR, dash="dash"),
+                      annotation_text="dense baseline", annotation_position="bottom left")
+    fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
+    if y_format:
+        fig.update_yaxes(tickformat=y_format)
+    return _layout(fig, title, "sparsity (measured)", y_title)
+
+
+def pareto_front(points: pd.DataFrame, cost: str, value: str = "accuracy") -> pd.DataFrame:
+    """The points no other point beats on both: lower `cost` and higher `value`, by cost."""
+    ordered = points.sort_values([cost, value], ascending=[True, False])
+    best, keep = -np.inf, []
+    for index, row in ordered.iterrows():
+        if row[value] > best:
+            keep.append(index)
+            best = row[value]
+    return ordered.loc[keep]
+
+
+def pareto_figure(rows: pd.DataFrame, cost: str, cost_title: str, baseline: Mapping[str, float]) -> go.Figure:
+    """Accuracy against a cost (latency, gzip size), one colour per method, the front as a line."""
+    fig = go.Figure()
+    for method, part in rows.groupby("method", sort=False):
+        fig.add_scatter(
+            x=part[cost], y=part["accuracy"], mode="markers", name=str(method),
+            marker=dict(color=method_color(str(method)), size=9), customdata=part["sparsity"],
+            hovertemplate=f"{method}<br>sparsity %{{customdata:.1%}}<br>{cost_title} %{{x:.3g}}"
+                          "<br>accuracy %{y:.2%}<extra></extra>",
+        )
+    front = pareto_front(rows, cost)
+    fig.add_scatter(x=front[cost], y=front["accuracy"], mode="lines", name="Pareto front",
+                    line=dict(color="black", dash="dot", shape="hv"), hoverinfo="skip")
+    fig.add_scatter(x=[baseline[cost]], y=[baseline["accuracy"]], mode="markers", name="dense baseline",
+                    marker=dict(color=BASELINE_COLOR, symbol="star", size=14),
+                    hovertemplate=f"dense<br>{cost_title} %{{x:.3g}}<br>accuracy %{{y:.2%}}<extra></extra>")
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, f"Accuracy vs {cost_title}", cost_title, "test accuracy")
+
+
+def sensitivity_heatmap(drop: pd.DataFrame) -> go.Figure:
+    """Accuracy drop (points) with one layer pruned at a time: layers (network order) x sparsity."""
+    z = (drop.to_numpy() * 100).round(2)
+    limit = max(float(np.nanmax(np.abs(z))), 1e-9)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"{r:.0%}" for r in drop.columns], y=list(drop.index), zmin=-limit, zmax=limit,
+        colorscale="RdBu_r", zmid=0, colorbar=dict(title="drop (pt)"), text=z, texttemplate="%{text:.1f}",
+        hovertemplate="%{y} alone at %{x}<br>accuracy drop %{z:.2f} points<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=list(drop.index))
+    return _layout(fig, "Sensitivity: accuracy drop with one layer pruned", "sparsity of that layer", "layer")
+
+
+def sensitivity_curves_figure(accuracy: pd.DataFrame, baseline: float) -> go.Figure:
+    """Test accuracy against the sparsity of each layer alone, one line per layer."""
+    fig = go.Figure()
+    for layer, row in accuracy.iterrows():
+        fig.add_scatter(x=list(accuracy.columns), y=list(row), mode="lines+markers", name=str(layer),
+                        hovertemplate=f"{layer}<br>sparsity %{{x:.0%}}<br>accuracy %{{y:.2%}}<extra></extra>")
+    fig.add_hline(y=baseline, line=dict(color=BASELINE_COLOR, dash="dash"), annotation_text="dense baseline")
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, "Accuracy with one layer pruned", "sparsity of that layer", "test accuracy")
+
+
+def plan_figure(plan: Mapping[str, float], uniform: float, method: str = "magnitude") -> go.Figure:
+    """Planned sparsity per layer (network order) beside the uniform sparsity it replaces."""
+    layers = list(plan)
+    fig = go.Figure()
+    fig.add_bar(x=layers, y=[plan[k] for k in layers], name="plan", marker_color=method_color(method),
+                hovertemplate="%{x}<br>planned %{y:.1%}<extra></extra>")
+    fig.add_scatter(x=layers, y=[uniform] * len(layers), mode="lines", name=f"uniform {uniform:.0%}",
+                    line=dict(color=BASELINE_COLOR, dash="dash"), hoverinfo="skip")
+    fig.update_xaxes(categoryorder="array", categoryarray=layers)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, "Per-layer sparsity plan", "layer (network order)", "sparsity")
+
+
+# -- Runs page (issue 5) --------------------------------------------------------------------
+RUN_PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")  # tells apart runs of the same method
+
+
+def compare_layers_figure(runs: Sequence[tuple[str, str, Sequence[Mapping[str, Any]]]]) -> go.Figure:
+    """Measured sparsity per layer for several runs, overlaid: (label, method, layer rows) each.
+    Colour is the method's; runs of one method differ by bar pattern."""
+    fig = go.Figure()
+    order: list[str] = []
+    for i, (label, method, layers) in enumerate(runs):
+        rows = [r for r in layers if r.get("sparsity") is not None]
+        order += [r["name"] for r in rows if r["name"] not in order]
+        fig.add_bar(x=[r["name"] for r in rows], y=[r["sparsity"] for r in rows], name=label,
+                    marker=dict(color=method_color(method), pattern_shape=RUN_PATTERNS[i % len(RUN_PATTERNS)]),
+                    hovertemplate=f"{label}<br>%{{x}}: %{{y:.1%}}<extra></extra>")
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, "Sparsity per layer, run by run", "layer (network order)", "measured sparsity")
+
+
+def compare_curves_figure(curves: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                          marks: Sequence[tuple[str, str, float, float]] = ()) -> go.Figure:
+    """Accuracy vs measured sparsity: each sweep's points as lines (one per method), and single
+    prune runs as marks (label, method, sparsity, accuracy)."""
+    fig = go.Figure()
+    for label, points in curves:
+        by_method: dict[str, list[Mapping[str, Any]]] = {}
+        for p in points:
+            by_method.setdefault(str(p["method"]), []).append(p)
+        for method, rows in by_method.items():
+            rows = sorted(rows, key=lambda r: r["sparsity"])
+            fig.add_scatter(x=[r["sparsity"] for r in rows], y=[r["accuracy"] for r in rows], mode="lines+markers",
+                            name=f"{label}: {method}", line=dict(color=method_color(method)))
+    for label, method, sparsity, accuracy in marks:
+        fig.add_scatter(x=[sparsity], y=[accuracy], mode="markers", name=label,
+                        marker=dict(color=method_color(method), size=13, symbol="diamond",
+                                    line=dict(color="black", width=1)))
+    fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, "Accuracy vs sparsity, runs overlaid", "sparsity (measured)", "test accuracy")
+
+
+def size_waterfall_figure(stages: pd.DataFrame) -> go.Figure:
+    """Bytes from the dense .keras file to gzipped TFLite (export.size_waterfall's frame);
+    the same figure the HTML report shows."""
+    from pruning.report import waterfall_figure
+
+    return waterfall_figure(stages)

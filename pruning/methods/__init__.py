@@ -27,6 +27,8 @@ class PruneRequest:
     seed: int = 0
     model: Any = None  # the working keras model, for methods that need data or gradients
     data: Any = None  # the Dataset, likewise
+    finetune_epochs: int = 0  # methods that need "training" run these epochs themselves
+    on_progress: Optional[Callable[[float, str], None]] = None  # (fraction, message) per epoch
 
     @property
     def global_sparsity(self) -> float:
@@ -39,7 +41,9 @@ class PruneRequest:
 @dataclass(frozen=True)
 class PruneResult:
     masks: Optional[dict[str, np.ndarray]] = None  # unstructured: key -> bool mask (True = keep)
-    model: Any = None  # structured: a new, physically smaller model
+    # a new model: physically smaller (structured), or retrained (gradual). `masks` then
+    # says, in the original shapes, which weights survive in it (for the plots)
+    model: Any = None
     notes: tuple[str, ...] = ()
 
 
@@ -66,10 +70,11 @@ def scored(score: Callable[[PruneRequest], Mapping[str, np.ndarray]]) -> Callabl
 
 
 def _build_registry() -> Mapping[str, Method]:
-    from . import magnitude, random  # noqa: F401  (each module lists its methods)
+    from . import apoz, filters, gradual, lamp, magnitude, nm, random, taylor, units  # noqa: F401
 
     methods: dict[str, Method] = {}
-    for module in (magnitude, random):
+    # each module lists its methods; this order is the order users see them in
+    for module in (magnitude, random, lamp, taylor, nm, gradual, filters, units, apoz):
         for method in module.METHODS:
             assert method.granularity in GRANULARITIES, method
             methods[method.name] = method

@@ -120,3 +120,23 @@ def test_presentation_mode_folds_controls_and_enlarges_charts():
     assert len(charts) == 3
     assert json.loads(charts[0].proto.spec)["layout"]["height"] == 620
     assert metrics(at)["Sparsity (measured)"][0] == "50.00%"  # same numbers, bigger
+
+
+def test_sensitivity_plan_is_applied_and_can_be_cleared():
+    plan = {"conv_1": 0.1, "conv_2": 0.3, "dense_1": 0.8, "dense_2": 0.7, "predictions": 0.2}
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.PLAN] = plan
+    at.run()
+    assert not at.exception
+    assert any("per-layer plan" in i.value for i in at.info)
+    layers = at.dataframe[0].value.set_index("name")
+    assert layers["target_sparsity"].dropna().to_dict() == plan
+    sizes = {"conv_1": 150, "conv_2": 2400, "dense_1": 7680, "dense_2": 10080, "predictions": 840}
+    from pruning.masks import keep_count
+
+    for name, target in plan.items():
+        assert layers.loc[name, "sparsity"] == pytest.approx(1 - keep_count(sizes[name], target) / sizes[name])
+
+    at.button(key="clear_plan").click().run()
+    assert not at.exception and not at.info
+    assert at.dataframe[0].value["target_sparsity"].dropna().unique().tolist() == [0.5]

@@ -1,0 +1,176 @@
+"""Runs page: every stored run -> filter, compare side by side, Pareto fronts, manage, export.
+
+Reads the run store through ui.backend, renders tables and charts; the work is in pruning/.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from pruning.errors import BadInput
+from ui import backend, cards, charts, state
+from ui.sidebar import persistent, show_error
+
+st.set_page_config(page_title="PruneScope · Runs", page_icon="🗂️", layout="wide")
+st.sidebar.caption(f"Device: {backend.device()}")
+st.title("Runs")
+st.caption("Every prune, sweep and sensitivity run, from the app and the CLI, kept across restarts.")
+
+runs = backend.list_runs()
+if not runs:
+    st.info("No runs stored yet: prune a model on the **Prune** page (or `python -m pruning prune ...`).", icon="👉")
+    st.stop()
+by_id = {run.id: run for run in runs}
+frame = backend.runs_frame(runs)
+
+# -- the table, filtered -------------------------------------------------------------------
+filters = st.columns(3)
+chosen = {
+    column: persistent(st.multiselect, label, key, [], filters[i], options=sorted(frame[column].unique()),
+                       placeholder="all")
+    for i, (column, label, key) in enumerate([("model", "Model", state.RUNS_MODELS),
+                                              ("dataset", "Dataset", state.RUNS_DATASETS),
+                                              ("method", "Method", state.RUNS_METHODS)])
+}
+shown = frame
+for column, values in chosen.items():
+    if values:
+        shown = shown[shown[column].isin(values)]
+st.dataframe(
+    shown, hide_index=True, width="stretch", key="runs_table",
+    column_config={
+        "target_sparsity": st.column_config.NumberColumn("target", format="percent"),
+        "sparsity": st.column_config.NumberColumn("sparsity (measured)", format="percent"),
+        "baseline_accuracy": st.column_config.NumberColumn("baseline acc.", format="percent"),
+        "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+        "latency_ms": st.column_config.NumberColumn("latency (ms)", format="%.3f"),
+        "gzip_bytes": st.column_config.NumberColumn("gzip bytes", format="localized"),
+        "created_at": st.column_config.DatetimeColumn("created"),
+    },
+)
+st.caption(f"{len(shown)} of {len(frame)} runs.")
+visible = [by_id[i] for i in shown["id"]]
+
+
+def label(run_id: int) -> str:
+    run = by_id[run_id]
+    return f"{run.label} · {run.model} / {run.dataset} · {run.status}"
+
+
+# -- compare ---------------------------------------------------------------------------------
+st.header("Compare")
+comparable = [run.id for run in visible if run.status == "completed" and run.kind in ("prune", "sweep")]
+picked = persistent(st.multiselect, "Runs to compare (two or more)", state.RUNS_COMPARE, [],
+                    options=comparable, format_func=label)
+if len(picked) < 2:
+    st.info("Pick two or more completed prune or sweep runs to see them side by side.")
+else:
+    selected = [by_id[i] for i in picked]
+    prunes = [run for run in selected if run.kind == "prune"]
+    if len(prunes) >= 2:
+        table = backend.compare_frame(prunes)
+        st.caption(f"Δ columns: change against {prunes[0].label}.")
+        st.dataframe(table, hide_index=True, width="stretch", key="compare_table")
+        st.plotly_chart(charts.compare_layers_figure([(r.label, r.method, r.layers) for r in prunes]),
+                        key="compare_layers")
+    sweeps = [run for run in selected if run.kind == "sweep"]
+    marks = [(r.label, r.method, r.metrics["sparsity"], r.metrics["pruned"]["accuracy"]) for r in prunes]
+    st.plotly_chart(charts.compare_curves_figure([(r.label, backend.run_points(r.id)) for r in sweeps], marks),
+                    key="compare_curves")
+
+# -- Pareto ------------------------------------------------------------------------------------
+st.header("Pareto front")
+pairs = sorted({f"{r.model} · {r.dataset}" for r in runs if r.status == "completed" and r.kind in ("prune", "sweep")})
+if pairs:
+    pair = persistent(st.selectbox, "Model and dataset", state.RUNS_PARETO, pairs[0], options=pairs)
+    model_name, dataset_name = pair.split(" · ", 1)
+    points, dense = backend.pareto_rows(runs, model_name, dataset_name)
+    if points.empty or not dense:
+        st.info("No measured runs of this model yet.")
+    else:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.pareto_figure(points, "latency_ms", "latency (ms / batch)", dense),
+                          key="pareto_latency")
+        right.plotly_chart(charts.pareto_figure(points, "gzip_bytes", "gzip size (bytes)", dense),
+                           key="pareto_size")
+        st.caption(f"{len(points)} points: single prune runs and every stored sweep point of {pair}.")
+
+# -- one run: manage and export ----------------------------------------------------------------
+st.header("Run")
+options = [run.id for run in visible] or [run.id for run in runs]
+focus = persistent(st.selectbox, "Run", state.RUNS_FOCUS, options[0], options=options, format_func=label)
+run = by_id[focus]
+st.caption(f"{run.kind} · {run.status} · from {run.source or 'unknown'} · "
+           f"device {run.environment.get('device', 'n/a')}")
+if run.error:
+    st.warning(f"{run.status}: {run.error}")
+if run.kind == "prune" and run.status == "completed":
+    derived = run.metrics.get("derived", {})
+    cols = st.columns(4)
+    cols[0].metric("Test accuracy", f"{run.metrics['pruned']['accuracy']:.2%}",
+                   delta=f"{-derived.get('accuracy_loss', 0):+.2%} vs dense")
+    cols[1].metric("Sparsity (measured)", f"{run.metrics['sparsity']:.2%}",
+                   delta=f"requested {run.metrics['target_sparsity']:.0%}", delta_color="off")
+    cols[2].metric("gzip size", cards.human_bytes(run.metrics["pruned"]["gzip_bytes"]),
+                   delta=f"{-derived.get('size_reduction', 0):+.1%}", delta_color="inverse")
+    cols[3].metric("Latency (batch)", f"{run.metrics['pruned']['latency_ms']:.2f} ms")
+with st.expander("Spec and environment"):
+    st.json({"spec": run.spec, "environment": run.environment})
+
+edit = st.columns([2, 3, 1])
+name = edit[0].text_input("Name", value=run.name, key=f"run_name_{run.id}")
+note = edit[1].text_area("Note", value=run.note, key=f"run_note_{run.id}", height=68)
+if edit[2].button("Save", key="run_save"):
+    backend.rename_run(run.id, name, note)
+    st.rerun()
+
+actions = st.columns([1, 1, 2])
+if run.kind == "prune" and actions[0].button("Re-run", key="run_rerun",
+                                             help="Prune the same spec again and store it as a new run."):
+    bar = st.empty()
+    try:
+        new_id = backend.rerun(run.id, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    except BadInput as exc:
+        show_error(exc)
+    else:
+        st.session_state[state.RUNS_FOCUS] = new_id
+        st.rerun()
+confirm = actions[2].checkbox("Yes, delete this run and its files", key="run_delete_confirm")
+if actions[1].button("Delete", key="run_delete", disabled=not confirm):
+    backend.delete_run(run.id)
+    st.session_state[state.RUNS_COMPARE] = [i for i in st.session_state.get(state.RUNS_COMPARE, []) if i != run.id]
+    st.session_state.pop(state.RUNS_FOCUS, None)
+    st.rerun()
+
+st.subheader("Export")
+stem = f"run{run.id}-{run.model.rsplit('.', 1)[0]}-{run.method.replace(',', '+')}"
+if run.kind == "prune" and run.status == "completed":
+    ex = st.columns(4)
+    ex[0].download_button("Pruned model (.keras)", data=backend.read_bytes(run.artifact_path),
+                          file_name=f"{stem}.keras", mime="application/octet-stream", key="download_keras")
+    ex[1].download_button("Recipe (.json)", data=backend.recipe_bytes(run.id), file_name=f"{stem}-recipe.json",
+                          mime="application/json", key="download_recipe",
+                          help="`python -m pruning prune --recipe FILE` reproduces this run (same seed, CPU).")
+    tflite = run.details.get("tflite")
+    if ex[2].button("Convert to TFLite", key="run_tflite", disabled=bool(tflite and tflite.get("ok"))):
+        with st.spinner("Converting and checking against Keras on the test split..."):
+            tflite = backend.tflite_export(run.id)
+    if tflite:
+        if tflite.get("ok"):
+            tflite = backend.tflite_export(run.id)  # the file beside the run, made once
+            ex[2].download_button("TFLite model (.tflite)", data=backend.read_bytes(tflite["path"]),
+                                  file_name=f"{stem}.tflite", mime="application/octet-stream",
+                                  key="download_tflite")
+        message = (f"TFLite agrees with Keras on {tflite['agreement']:.2%} of {tflite['samples']:,} test "
+                   f"predictions (largest output difference {tflite['max_abs_diff']:.2g}).")
+        (st.success if tflite.get("ok") else st.error)(
+            message if tflite.get("ok") else message + " Below 99.9%: not offered for download.")
+    st.plotly_chart(charts.size_waterfall_figure(backend.size_stages(run.id)), key="size_waterfall")
+if run.status == "completed":
+    if st.button("Build HTML report", key="run_report",
+                 help="One file with charts and tables that opens without a network."):
+        st.session_state[state.RUNS_REPORT] = run.id
+    if st.session_state.get(state.RUNS_REPORT) == run.id:
+        st.download_button("HTML report", data=backend.report_html(run.id), file_name=f"{stem}-report.html",
+                           mime="text/html", key="download_report")
+else:
+    st.caption(f"A {run.status} run has nothing to export; re-run it.")

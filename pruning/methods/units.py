@@ -1,0 +1,41 @@
+"""Dense neuron and LSTM unit pruning by the L1 norm of each unit's weights.
+
+An LSTM unit goes with its four gates' columns, its recurrent row and the next layer's input.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from . import Method, PruneRequest
+from .channels import ranked, unit_vectors
+
+if TYPE_CHECKING:
+    from ..surgery import ChannelGroup
+
+
+def l1_unit_scores(request: PruneRequest, groups: Sequence[ChannelGroup]):
+    return [sum(np.abs(unit_vectors(request, p)).sum(axis=1) for p in g.producers) for g in groups]
+
+
+METHODS = (
+    Method(
+        name="neurons",
+        description="Remove whole Dense units with the smallest L1 norm of their weights, and the next "
+                    "layer's matching inputs; sparsity = fraction of units removed per layer.",
+        granularity="structured",
+        needs=("weights",),
+        prune=ranked("neurons", ("dense",), l1_unit_scores),
+        scopes=("layer",),
+    ),
+    Method(
+        name="lstm-units",
+        description="Remove LSTM hidden units (all four gates, kernel and recurrent kernel) with the "
+                    "smallest L1 norm; sparsity = fraction of units removed per layer.",
+        granularity="structured",
+        needs=("weights",),
+        prune=ranked("lstm-units", ("lstm",), l1_unit_scores),
+        scopes=("layer",),
+    ),
+)

@@ -1,0 +1,89 @@
+"""Which channels each structured criterion removes, on weights built so the answer is known.
+
+APoZ on controlled ReLU activations, bn-scale on set gammas, LSTM units on set norms, and
+FPGM against L1 on filters where they disagree.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pruning._keras import keras
+from pruning.datasets import Dataset
+from pruning.methods import METHODS, PruneRequest
+from pruning.methods.apoz import apoz
+from pruning.prunable import find_prunable
+from pruning.surgery import find_groups
+
+L = keras.layers
+
+
+def run(name, model, sparsity, data=None):
+    weights = {pw.key: model.get_weights()[pw.index] for pw in find_prunable(model)}
+    req = PruneRequest(weights=weights, sparsity={k: sparsity for k in weights}, scope="layer",
+                       model=model, data=data)
+    return METHODS[name].prune(req)
+
+
+def test_apoz_removes_the_units_most_often_zero():
+    model = keras.Sequential([L.Input((3,)), L.Dense(4, activation="relu", name="h"), L.Dense(2, name="o")])
+    kernel = np.zeros((3, 4), np.float32)
+    kernel[0, 2:] = 1.0
+    # unit 0 never fires, unit 1 always, units 2 and 3 when x0 exceeds 0.25 / 0.75
+    model.get_layer("h").set_weights([kernel, np.array([-1.0, 1.0, -0.25, -0.75], np.float32)])
+    x = np.random.default_rng(0).random((300, 3)).astype(np.float32)
+    x[:, 0] = np.random.default_rng(1).permutation(np.linspace(0.0, 1.0, 300))
+    data = Dataset("synthetic", x[:10], np.zeros(10, np.int64), x, np.zeros(300, np.int64), 2)
+
+    fractions = apoz(PruneRequest(weights={}, sparsity={}, scope="layer", model=model, data=data),
+                     find_groups(model))
+    expected = [1.0, 0.0, np.mean(x[:, 0] <= 0.25), np.mean(x[:, 0] <= 0.75)]
+    np.testing.assert_allclose(fractions["h"], expected)
+
+    result = run("apoz", model, 0.5, data)
+    np.testing.assert_array_equal(result.model.get_layer("h").get_weights()[1], [1.0, -0.25])
+    assert tuple(result.model.get_layer("o").kernel.shape) == (2, 2)
+
+
+def test_bn_scale_keeps_the_largest_abs_gamma():
+    keras.utils.set_random_seed(1)
+    inputs = L.Input((5, 5, 2))
+    x = L.Conv2D(4, 3, name="conv")(inputs)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU(name="relu")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, L.Dense(3, name="out")(x))
+    gamma = np.array([0.5, -2.0, 0.1, 1.0], np.float32)
+    model.get_layer("bn").set_weights([gamma, np.zeros(4), np.zeros(4), np.ones(4)])
+    result = run("bn-scale", model, 0.5)
+    np.testing.assert_array_equal(result.model.get_layer("bn").gamma.numpy(), [-2.0, 1.0])
+    np.testing.assert_array_equal(result.model.get_layer("conv").kernel.numpy(),
+                                  model.get_layer("conv").kernel.numpy()[..., [1, 3]])
+
+
+def test_lstm_units_removes_whole_units_by_l1_norm():
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([L.Input((6, 3)), L.LSTM(4, name="lstm"), L.Dense(2, name="out")])
+    kernel, recurrent, bias = model.get_layer("lstm").get_weights()
+    scale = np.tile([1.0, 3.0, 0.5, 2.0], 4)  # unit u owns column g * 4 + u in each gate g
+    model.get_layer("lstm").set_weights([np.ones_like(kernel) * scale, np.ones_like(recurrent) * scale, bias])
+    result = run("lstm-units", model, 0.5)
+    columns = [g * 4 + u for g in range(4) for u in (1, 3)]
+    new_kernel, new_recurrent, new_bias = result.model.get_layer("lstm").get_weights()
+    np.testing.assert_array_equal(new_kernel, model.get_layer("lstm").get_weights()[0][:, columns])
+    np.testing.assert_array_equal(new_recurrent, model.get_layer("lstm").get_weights()[1][[1, 3]][:, columns])
+    np.testing.assert_array_equal(new_bias, bias[columns])
+    np.testing.assert_array_equal(result.model.get_layer("out").kernel.numpy(),
+                                  model.get_layer("out").kernel.numpy()[[1, 3]])
+
+
+@pytest.mark.parametrize("name, removed", [("filters-l1", 0), ("filters-l2", 0), ("filters-fpgm", 1)])
+def test_fpgm_removes_the_median_filter_where_norms_remove_the_smallest(name, removed):
+    inputs = L.Input((4, 4, 2))
+    x = L.Conv2D(3, 1, use_bias=False, activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, L.Dense(2, name="out")(L.Flatten(name="flat")(x)))
+    # filters at 1, 5 and 9 on one axis: smallest norm is filter 0, nearest the median filter 1
+    model.get_layer("conv").set_weights([np.array([[[[1.0, 5.0, 9.0], [0.0, 0.0, 0.0]]]], np.float32)])
+    result = run(name, model, 0.34)  # keep round(3 * 0.66) = 2 of 3
+    kept = result.model.get_layer("conv").kernel.numpy()[0, 0, 0]
+    assert sorted(kept) == sorted(np.delete([1.0, 5.0, 9.0], removed))

@@ -1,0 +1,161 @@
+"""The mask methods beyond magnitude: N:M blocks, LAMP's ranking, Taylor's saliency, gradual.
+
+Distinct magnitudes (np.linspace) keep every ranking free of ties, so masks are exact.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pruning._keras import keras
+from pruning.baselines import weights_checksum
+from pruning.datasets import Dataset
+from pruning.errors import BadInput
+from pruning.masks import keep_count, top_k_mask
+from pruning.methods import METHODS, PruneRequest
+from pruning.methods.gradual import schedule_steps
+from pruning.methods.lamp import lamp_scores
+from pruning.methods.taylor import taylor_scores
+from pruning.prunable import find_prunable
+
+L = keras.layers
+
+
+def distinct(shape, seed) -> np.ndarray:
+    """Weights with distinct magnitudes in a seeded order, random signs."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    values = rng.permutation(np.linspace(0.05, 2.0, n)) * rng.choice([-1.0, 1.0], n)
+    return values.reshape(shape).astype(np.float32)
+
+
+def request(weights, sparsity, scope="layer", **kw) -> PruneRequest:
+    return PruneRequest(weights=weights, sparsity={k: sparsity for k in weights}, scope=scope, **kw)
+
+
+# -- N:M -------------------------------------------------------------------------------
+@pytest.mark.parametrize("sparsity, n", [(0.5, 2), (0.75, 1)])
+def test_nm_keeps_the_largest_n_of_every_block_of_4_input_channels(sparsity, n):
+    weights = {"dense/kernel": distinct((8, 3), 0), "conv/kernel": distinct((3, 3, 8, 2), 1),
+               "odd/kernel": distinct((6, 5), 2)}
+    result = METHODS["nm"].prune(request(weights, sparsity))
+    for key in ("dense/kernel", "conv/kernel"):
+        w, mask = weights[key], result.masks[key]
+        # blocks run along the input axis (-2): move it last and cut it into fours
+        w_blocks = np.moveaxis(np.abs(w), -2, -1).reshape(-1, 4)
+        m_blocks = np.moveaxis(mask, -2, -1).reshape(-1, 4)
+        assert (m_blocks.sum(axis=1) == n).all()
+        for wb, mb in zip(w_blocks, m_blocks):
+            assert set(np.flatnonzero(mb)) == set(np.argsort(-wb)[:n])
+    assert result.masks["odd/kernel"].all()  # 6 inputs: not a multiple of 4, skipped
+    notes = " ".join(result.notes)
+    assert f"{n}:4" in notes and "every block satisfies" in notes
+    assert "odd/kernel (6 input channels)" in notes
+
+
+# -- LAMP --------------------------------------------------------------------------------
+def test_lamp_scores_and_global_ranking_differ_from_magnitude():
+    # a: squares 1, 4, 9, 16 -> scores 1/30, 4/29, 9/25, 1; b: 100, 400 -> 100/500, 1
+    a, b = np.array([1.0, -2.0, 3.0, 4.0], np.float32), np.array([10.0, -20.0], np.float32)
+    np.testing.assert_allclose(lamp_scores(a), [1 / 30, 4 / 29, 9 / 25, 1.0])
+    np.testing.assert_allclose(lamp_scores(b), [0.2, 1.0])
+    result = METHODS["lamp"].prune(request({"a/kernel": a, "b/kernel": b}, 0.5, scope="global"))
+    # keep 3 of 6: both layers' largest (score 1) and a's 3 (9/25 > 0.2); magnitude would keep 20, 10, 4
+    assert result.masks["a/kernel"].tolist() == [False, False, True, True]
+    assert result.masks["b/kernel"].tolist() == [False, True]
+
+
+def test_lamp_keeps_every_layers_largest_weight_and_refuses_a_plan():
+    weights = {"big/kernel": distinct((50, 4), 3) * 100, "small/kernel": distinct((6, 2), 4) * 0.01}
+    result = METHODS["lamp"].prune(request(weights, 0.9))
+    small = result.masks["small/kernel"]
+    assert small.sum() >= 1 and small.reshape(-1)[np.argmax(np.abs(weights["small/kernel"]))]
+    assert "acts as 'global'" in result.notes[0]
+    plan = PruneRequest(weights=weights, sparsity={"big/kernel": 0.5, "small/kernel": 0.2}, scope="layer")
+    with pytest.raises(BadInput, match="one sparsity"):
+        METHODS["lamp"].prune(plan)
+
+
+# -- Taylor ------------------------------------------------------------------------------
+def softmax_regression_and_data():
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([L.Input((4,)), L.Dense(3, activation="softmax", name="fc")])
+    model.get_layer("fc").set_weights([distinct((4, 3), 5), np.array([0.1, -0.2, 0.05], np.float32)])
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(100, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+    return model, Dataset("synthetic", x[:20], y[:20], x, y, 3)
+
+
+def test_taylor_is_weight_times_gradient_averaged_over_minibatches():
+    model, data = softmax_regression_and_data()
+    w, b = [v.astype(np.float64) for v in model.get_layer("fc").get_weights()]
+    expected = np.zeros_like(w)
+    for start in (0, 64):  # 100 samples: minibatches of 64 and 36
+        x, y = data.x_train[start : start + 64].astype(np.float64), data.y_train[start : start + 64]
+        logits = x @ w + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        gradient = x.T @ (p - np.eye(3)[y]) / len(y)  # d mean-CE / dW, by hand
+        expected += np.abs(w * gradient) / 2
+    weights = {"fc/kernel": model.get_weights()[0]}
+    req = request(weights, 0.5, model=model, data=data)
+    np.testing.assert_allclose(taylor_scores(req)["fc/kernel"], expected, rtol=1e-4)
+    mask = METHODS["taylor"].prune(req).masks["fc/kernel"]
+    np.testing.assert_array_equal(mask, top_k_mask(expected, keep_count(12, 0.5)))
+
+
+def test_taylor_needs_training_data():
+    model, data = softmax_regression_and_data()
+    no_train = Dataset("test-only", data.x_test, data.y_test, None, None, 3)
+    with pytest.raises(BadInput, match="taylor needs training data"):
+        METHODS["taylor"].prune(request({"fc/kernel": model.get_weights()[0]}, 0.5, model=model, data=no_train))
+
+
+# -- gradual -----------------------------------------------------------------------------
+def test_schedule_reaches_the_final_mask_inside_training():
+    for total in (2, 8, 46, 1000):
+        end, frequency = schedule_steps(total)
+        assert end % frequency == 0 and 0 < end < total  # the last update is a real step
+    assert schedule_steps(8) == (6, 1)
+    with pytest.raises(BadInput):
+        schedule_steps(1)
+
+
+def test_gradual_reaches_exact_sparsity_and_keeps_zeros_while_fine_tuning():
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential([L.Input((8, 8, 1)), L.Flatten(name="flat"),
+                              L.Dense(16, activation="relu", name="hidden"),
+                              L.Dense(4, activation="softmax", name="out")])
+    rng = np.random.default_rng(10)
+    y = rng.integers(0, 4, 320)
+    x = rng.normal(0, 0.2, (320, 8, 8, 1)).astype(np.float32)
+    x[np.arange(320), y * 2, y * 2, 0] += 2.0
+    data = Dataset("synthetic", x[256:], y[256:], x[:256], y[:256], 4)
+    base = model.get_weights()
+    weights = {pw.key: base[pw.index] for pw in find_prunable(model)}
+    progress = []
+    req = PruneRequest(weights=weights, sparsity={k: 0.6 for k in weights}, scope="layer", seed=0,
+                       model=model, data=data, finetune_epochs=2,
+                       on_progress=lambda f, m: progress.append(round(f, 2)))
+    result = METHODS["gradual"].prune(req)
+
+    assert weights_checksum(model.get_weights()) == weights_checksum(base)
+    assert progress == [0.5, 1.0]
+    after = {pw.key: result.model.get_weights()[pw.index] for pw in find_prunable(result.model)}
+    for key, w in after.items():
+        # 8 steps, final mask from step 6: the last step trained with it and the zeros held
+        assert int((w == 0).sum()) == w.size - keep_count(w.size, 0.6), key
+        np.testing.assert_array_equal(result.masks[key], w != 0)
+        kept = w != 0
+        assert not np.allclose(w[kept], weights[key][kept])  # the survivors were fine-tuned
+    assert "until step 6" in result.notes[0]
+
+
+@pytest.mark.parametrize("module", ["lamp", "nm", "filters", "gradual"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    results = doctest.testmod(importlib.import_module(f"pruning.methods.{module}"))
+    assert results.attempted >= 1 and results.failed == 0

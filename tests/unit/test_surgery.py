@@ -1,0 +1,192 @@
+"""Structured surgery is exact: nothing removed = identical; removed = read as zero.
+
+Tiny seeded models: a plain conv net, a residual net with BatchNorm, stacked LSTMs, and the
+zoo's resnet20, whose Add-joined convs must lose the same filters.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pruning._keras import keras
+from pruning.masks import keep_count
+from pruning.methods import METHODS, PruneRequest
+from pruning.prunable import find_prunable
+from pruning.surgery import find_groups, kept_masks, prune_channels
+
+L = keras.layers
+X = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype(np.float32)
+
+
+def build_plain():
+    keras.utils.set_random_seed(1)
+    inputs = L.Input((6, 6, 2))
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="a")(inputs)
+    x = L.Conv2D(5, 3, padding="same", activation="relu", name="b")(x)
+    x = L.MaxPooling2D(2, name="pool")(x)
+    x = L.Flatten(name="flat")(x)
+    x = L.Dense(6, activation="relu", name="d")(x)
+    outputs = L.Dense(3, name="out")(x)
+    model = keras.Model(inputs, outputs)
+    # nonzero biases, so a removed channel would show if it leaked through
+    model.set_weights([w + 0.1 if w.ndim == 1 else w for w in model.get_weights()])
+    return model
+
+
+def build_residual():
+    keras.utils.set_random_seed(2)
+    inputs = L.Input((6, 6, 2))
+    x = L.Conv2D(4, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(name="stem_relu")(x)
+    y = L.Conv2D(4, 3, padding="same", name="b1")(x)
+    y = L.BatchNormalization(name="b1_bn")(y)
+    y = L.Activation("relu", name="b1_relu")(y)
+    y = L.Conv2D(4, 3, padding="same", name="b2")(y)
+    y = L.BatchNormalization(name="b2_bn")(y)
+    x = L.Add(name="add")([x, y])
+    x = L.ReLU(name="add_relu")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    outputs = L.Dense(3, name="out")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(5)
+    for name in ("stem_bn", "b1_bn", "b2_bn"):  # real statistics: BN(0) != 0 for every channel
+        model.get_layer(name).set_weights([rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.3, 4),
+                                           rng.normal(0, 0.3, 4), rng.uniform(0.5, 2.0, 4)])
+    return model
+
+
+def zero_inputs(model, rows: dict[str, tuple[int, np.ndarray]]):
+    """A copy of `model` whose listed consumers read zero from the given input channels."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for name, (axis, removed) in rows.items():
+        weights = copy.get_layer(name).get_weights()
+        index = [slice(None)] * weights[0].ndim
+        index[axis] = removed
+        weights[0][tuple(index)] = 0.0
+        copy.get_layer(name).set_weights(weights)
+    return copy
+
+
+@pytest.mark.parametrize("build", [build_plain, build_residual])
+def test_removing_nothing_is_bit_identical(build):
+    model = build()
+    for keep in ({}, {g.producers[0]: np.arange(g.size) for g in find_groups(model)}):
+        new = prune_channels(model, keep)
+        np.testing.assert_array_equal(new(X).numpy(), model(X).numpy())
+        assert new.count_params() == model.count_params()
+
+
+def test_removed_channels_equal_zeroed_inputs():
+    model = build_plain()
+    keep = {"a": [0, 2], "b": [1, 3, 4], "d": [0, 1, 3, 5]}
+    new = prune_channels(model, keep)
+    assert [tuple(new.get_layer(n).kernel.shape) for n in ("a", "b", "d", "out")] == [
+        (3, 3, 2, 2), (3, 3, 2, 3), (3 * 3 * 3, 4), (4, 3)]
+    # Flatten puts channel c of position p at row p * 5 + c: rows of b's channels 0 and 2 go
+    flat_rows = np.array([p * 5 + c for p in range(9) for c in (0, 2)])
+    reference = zero_inputs(model, {"b": (2, [1, 3]), "d": (0, flat_rows), "out": (0, [2, 4])})
+    np.testing.assert_allclose(new(X).numpy(), reference(X).numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(model(X).numpy() - reference(X).numpy()).max() > 1e-3  # removing changed something
+
+
+def test_add_group_is_pruned_together():
+    model = build_residual()
+    groups = {g.producers: g for g in find_groups(model)}
+    assert set(groups) == {("stem", "b2"), ("b1",)}
+    joined = groups[("stem", "b2")]
+    assert joined.joined and joined.size == 4 and joined.kind == "conv"
+    assert joined.batchnorms == ("stem_bn", "b2_bn")
+    assert joined.relu_outputs == ("stem_relu", "add_relu")
+    assert groups[("b1",)].relu_outputs == ("b1_relu",)
+
+    new = prune_channels(model, {"b2": [0, 3]})  # naming one member prunes the whole group
+    shapes = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in new.layers if layer.weights}
+    assert shapes["stem"] == [(3, 3, 2, 2)]
+    assert shapes["b1"] == [(3, 3, 2, 4), (4,)]
+    assert shapes["b2"] == [(3, 3, 4, 2), (2,)]
+    assert all(s == (2,) for s in shapes["stem_bn"] + shapes["b2_bn"])
+    assert shapes["out"] == [(2, 3), (3,)]
+    # BatchNorm after a removed filter is not zero, but nothing reads it any more
+    reference = zero_inputs(model, {"b1": (2, [1, 2]), "out": (0, [1, 2])})
+    np.testing.assert_allclose(new(X).numpy(), reference(X).numpy(), rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(ValueError, match="joined"):
+        prune_channels(model, {"stem": [0, 1], "b2": [0, 3]})
+    with pytest.raises(ValueError, match="cannot be removed|not a layer"):
+        prune_channels(model, {"out": [0]})
+
+
+def test_lstm_units_go_with_gates_recurrent_rows_and_next_inputs():
+    keras.utils.set_random_seed(4)
+    inputs = L.Input((5, 3))
+    x = L.LSTM(6, return_sequences=True, name="l1")(inputs)
+    x = L.LSTM(4, name="l2")(x)
+    outputs = L.Dense(2, name="out")(x)
+    model = keras.Model(inputs, outputs)
+    new = prune_channels(model, {"l1": [0, 2, 3, 5]})
+    l1 = new.get_layer("l1")
+    assert [tuple(w.shape) for w in l1.weights] == [(3, 16), (4, 16), (16,)]
+    assert tuple(new.get_layer("l2").cell.kernel.shape) == (4, 16)
+    # a removed unit reads as zero when its recurrent rows and the next layer's rows are zero
+    reference = zero_inputs(model, {"l2": (0, [1, 4])})
+    recurrent = reference.get_layer("l1").get_weights()
+    recurrent[1][[1, 4], :] = 0.0
+    reference.get_layer("l1").set_weights(recurrent)
+    x = np.random.default_rng(1).normal(size=(4, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_kept_masks_match_the_new_shapes():
+    model = build_residual()
+    keep = {"stem": [1, 2], "b1": [0]}
+    masks = kept_masks(model, keep)
+    new = {pw.key: pw.shape for pw in find_prunable(prune_channels(model, keep))}
+    assert {k: int(m.sum()) for k, m in masks.items()} == {k: int(np.prod(s)) for k, s in new.items()}
+    assert masks["b1/kernel"][:, :, [1, 2], 0].all() and not masks["b1/kernel"][:, :, 0, :].any()
+
+
+def test_pruned_model_saves_and_reloads_without_custom_objects(tmp_path):
+    model = build_residual()
+    new = prune_channels(model, {"stem": [0, 1], "b1": [2]})
+    path = tmp_path / "pruned.keras"
+    new.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True, compile=False)
+    assert type(loaded) is type(keras.Model(model.inputs, model.outputs))  # plain functional
+    assert all(type(layer).__module__.startswith("tf_keras") for layer in loaded.layers)
+    np.testing.assert_array_equal(loaded(X).numpy(), new(X).numpy())
+
+
+def test_sequential_becomes_a_functional_chain():
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([L.Input((4,)), L.Dense(8, activation="relu", name="h"), L.Dense(2, name="o")])
+    new = prune_channels(model, {"h": [1, 5, 6]})
+    assert tuple(new.get_layer("h").kernel.shape) == (4, 3)
+    reference = zero_inputs(model, {"o": (0, [0, 2, 3, 4, 7])})
+    x = np.random.default_rng(2).normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["filters-l1", "bn-scale"])
+def test_resnet20_prunes_with_add_groups_together(method):
+    from pruning.zoo import build_resnet20
+
+    keras.utils.set_random_seed(0)
+    model = build_resnet20((8, 8, 1), 10)
+    weights = {pw.key: model.get_weights()[pw.index] for pw in find_prunable(model)}
+    request = PruneRequest(weights=weights, sparsity={k: 0.5 for k in weights}, scope="layer", model=model)
+    result = METHODS[method].prune(request)
+    filters = {layer.name: layer.filters for layer in result.model.layers if isinstance(layer, L.Conv2D)}
+    # every conv, joined or not, keeps half its filters; joined ones keep the same half
+    original = {layer.name: layer.filters for layer in model.layers if isinstance(layer, L.Conv2D)}
+    assert filters == {name: keep_count(n, 0.5) for name, n in original.items()}
+    joined = [g for g in find_groups(model) if g.joined]
+    assert [len(g.producers) for g in joined] == [4, 4, 4]
+    for group in joined:
+        kept = [np.flatnonzero(result.masks[f"{p}/kernel"].reshape(-1, group.size).any(axis=0))
+                for p in group.producers]
+        assert all(np.array_equal(kept[0], k) for k in kept[1:])
+    assert any("joined by Add" in note for note in result.notes)
+    x = np.random.default_rng(3).random((2, 8, 8, 1)).astype(np.float32)
+    assert result.model(x).shape == (2, 10)
