@@ -293,6 +293,12 @@ class Workbench:
                 for pw in find_prunable(new)]
             _train(new, pairs, self.dataset, spec.finetune_epochs, spec.seed, on_progress)
             finetune_s = time.perf_counter() - t0
+        recalibrated = 0
+        if method.granularity == "structured":
+            # removed channels shift every later layer's input statistics; re-estimating
+            # BatchNorm's moving statistics on training data (adaptive BN, Li et al. 2020)
+            # recovers most of the one-shot loss without any gradient step
+            recalibrated = recalibrate_batchnorm(new, self.dataset, spec.seed)
         t0 = time.perf_counter()
         forward = make_forward(new)
         pruned = self.evaluate(spec, forward=forward)
@@ -311,6 +317,9 @@ class Workbench:
         notes = _notes(method.granularity) + result.notes
         if method.granularity == "structured":
             notes += (_speedup_note(baseline, pruned, spec, self.env["device"]),)
+        if recalibrated:
+            notes += (f"BatchNorm statistics re-estimated on {recalibrated:,} training samples after "
+                      "surgery (no weights trained).",)
         report = PruneReport(
             spec=spec, method=method.name, granularity=method.granularity,
             target_sparsity=spec.sparsity, sparsity=_measured_sparsity(weights, selected),
@@ -458,6 +467,35 @@ def _train(model: keras.Model, pairs: list, ds: Dataset, epochs: int, seed: int,
             step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
         if on_progress:
             on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}")
+
+
+BN_RECALIBRATION_SAMPLES = 1024
+
+
+def recalibrate_batchnorm(model: keras.Model, ds: Dataset, seed: int,
+                          samples: int = BN_RECALIBRATION_SAMPLES) -> int:
+    """Replace every BatchNorm's moving mean/variance by the average of batch statistics
+    over up to `samples` training samples; returns how many were used (0: nothing to do).
+
+    Momentum i/(i+1) at batch i makes the moving value the running mean of the batches,
+    so the old statistics are fully replaced. Only BatchNorm statistics change.
+    """
+    bns = [layer for layer in iter_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns or not ds.has_train:
+        return 0
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(ds.x_train), min(samples, len(ds.x_train)), replace=False)
+    x = ds.x_train[np.sort(pick)]
+    momenta = [bn.momentum for bn in bns]
+    try:
+        for i, begin in enumerate(range(0, len(x), FINETUNE_BATCH)):
+            for bn in bns:
+                bn.momentum = i / (i + 1)  # read at call time in eager mode
+            model(tf.constant(x[begin : begin + FINETUNE_BATCH]), training=True)
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+    return len(x)
 
 
 def _downsample(image: np.ndarray, cells: int) -> np.ndarray:

@@ -82,9 +82,13 @@ def wait_idle(page, timeout: float = 180_000) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, "Streamlit showed an exception"
 
 
-def metric_value(page, label: str) -> str:
+def metric_locator(page, label: str):
     card = page.locator('[data-testid="stMetric"]', has_text=label).first
-    return card.locator('[data-testid="stMetricValue"]').inner_text()
+    return card.locator('[data-testid="stMetricValue"]')
+
+
+def metric_value(page, label: str) -> str:
+    return metric_locator(page, label).inner_text()
 
 
 def test_new_user_path(page, app_url):
@@ -109,11 +113,45 @@ def test_new_user_path(page, app_url):
     slider.focus()
     for _ in range(30):  # 0.50 -> 0.80 in steps of 0.01
         slider.press("ArrowRight")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
-        ".some(e => e.innerText === '80.00%')", timeout=60_000,
-    )
+    from playwright.sync_api import expect
+
+    expect(metric_locator(page, "Sparsity (measured)")).to_have_text("80.00%", timeout=240_000)
     wait_idle(page)
     assert metric_value(page, "Sparsity (measured)") == "80.00%"
     assert metric_value(page, "Nonzero params") != before
     page.screenshot(path=str(DOCS / "prune.png"), full_page=True)
+
+    # a 3-point sweep (magnitude and random, the default methods)
+    page.goto(app_url + "/Sweep")
+    rates = page.get_by_role("textbox", name="Sparsities (%)")
+    rates.wait_for(timeout=120_000)
+    wait_idle(page)
+    rates.fill("0, 50, 90")
+    rates.press("Enter")
+    page.get_by_text("6 points: 2 method(s) x 3 sparsities").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run sweep").click()
+    page.get_by_role("heading", name="Pareto view").wait_for(timeout=300_000)
+    wait_idle(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 7
+    page.screenshot(path=str(DOCS / "sweep.png"), full_page=True)
+
+    page.goto(app_url + "/Sensitivity")
+    rates = page.get_by_role("textbox", name="Sparsities (%)")
+    rates.wait_for(timeout=120_000)
+    wait_idle(page)
+    rates.fill("50, 90")
+    rates.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Run scan").click()
+    page.get_by_role("heading", name="Per-layer sparsity plan").wait_for(timeout=300_000)
+    wait_idle(page)
+    page.screenshot(path=str(DOCS / "sensitivity.png"), full_page=True)
+
+    # the run history holds what this session did: prunes, the sweep, the scan
+    page.goto(app_url + "/Runs")
+    page.get_by_role("heading", name="Pareto front").wait_for(timeout=120_000)
+    wait_idle(page)
+    caption = page.get_by_text(re.compile(r"^\d+ of \d+ runs\.$")).inner_text()
+    shown, total = (int(n) for n in re.findall(r"\d+", caption))
+    assert shown == total >= 4  # 50% and 80% prunes at least, the sweep, the scan
+    page.screenshot(path=str(DOCS / "runs.png"), full_page=True)
