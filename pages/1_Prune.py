@@ -67,6 +67,8 @@ try:
         layer_sparsity=tuple(plan.items()) if plan else None,
     )
     bar = st.empty()
+    if busy := backend.queue_note():  # the worker runs one job at a time: say why this one may wait
+        bar.caption(f"Worker busy: {busy}. Yours runs when its turn comes.")
     report = backend.prune(spec, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
     bar.empty()
 except BadInput as exc:
@@ -78,6 +80,17 @@ for note in report.notes:
     st.caption(f"ℹ️ {note}")
 if report.sparsity == 0 and report.target_sparsity > 0:
     st.warning("Nothing was pruned: the measured sparsity is 0%.")
+if report.granularity == "structured":
+    st.subheader("Layer shapes: the model really shrank")
+    changed = report.layers[report.layers["shape_before"] != report.layers["shape_after"]]
+    st.caption(
+        f"{len(changed)} of {len(report.layers)} layers changed shape. For structured methods the target is the "
+        "fraction of filters or units removed per layer; the measured sparsity counts every weight that went, "
+        "including the inputs of the next layer."
+        + ("" if spec.finetune_epochs else " One-shot removal costs accuracy: try 2 or more fine-tune epochs.")
+    )
+    st.dataframe(changed[["name", "type", "shape_before", "shape_after", "params"]], hide_index=True,
+                 width="stretch", key="shape_diff")
 t = report.timing_s
 st.caption(
     f"Pruned in {t['prune'] * 1000:.0f} ms"

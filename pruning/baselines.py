@@ -15,12 +15,16 @@ import numpy as np
 from ._keras import keras, tf
 from .datasets import Dataset
 from .errors import BadInput
+from .inspect_model import inspect_model_file
+from .calibration import recalibrate_batchnorm
 from .metrics import save_model
 from .paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from .specs import DataRef, ModelRef, ProgressFn
 from .zoo import ZOO, imagenet_weights_path
 
 TRAIN_BATCH = 64
+CALIBRATION_SAMPLES = 4096
+RECIPE = "r2"  # bump when the training recipe changes, so stored baselines are retrained
 
 
 def _dataset_key(ref: DataRef) -> str:
@@ -29,7 +33,7 @@ def _dataset_key(ref: DataRef) -> str:
 
 def baseline_path(model: ModelRef, data: DataRef, epochs: int, seed: int = 0) -> Path:
     versions = f"tf{tf.__version__}-tfk{keras.__version__}"
-    return home() / "baselines" / f"{model.name}-{_dataset_key(data)}-e{epochs}-s{seed}-{versions}.keras"
+    return home() / "baselines" / f"{model.name}-{_dataset_key(data)}-e{epochs}-s{seed}-{RECIPE}-{versions}.keras"
 
 
 class _EpochProgress(keras.callbacks.Callback):
@@ -50,15 +54,24 @@ def check_compatible(model: keras.Model, dataset: Dataset) -> None:
     if len(expects) != len(has) or any(e is not None and e != h for e, h in zip(expects, has)):
         shown = tuple("any" if e is None else e for e in expects)
         raise BadInput(f"model expects {shown} inputs, the dataset has {has}: pick a matching dataset or model")
-    classes = model.output_shape[-1]
-    if len(model.output_shape) != 2 or classes < dataset.num_classes:
+    if not isinstance(model.output_shape, tuple) or len(model.output_shape) != 2:
         raise BadInput(
-            f"model outputs {model.output_shape[1:]} but the dataset has {dataset.num_classes} classes: "
-            "the model needs one output per class"
+            f"model outputs {model.output_shape}, not one score per class: pick a classifier with a single "
+            "(batch, classes) output"
+        )
+    classes = model.output_shape[-1]
+    if classes is None or classes < dataset.num_classes:
+        # labels index the model's outputs: a label >= classes has no output to score it
+        raise BadInput(
+            f"the dataset's labels go up to {dataset.num_classes - 1} but the model has {classes} outputs "
+            f"(classes 0-{(classes or 1) - 1}): pick a matching dataset or model"
         )
 
 
 def load_model_file(ref: ModelRef) -> keras.Model:
+    # Models are programs: refuse a hostile file before Keras parses a byte of it
+    # (tf_keras runs a Lambda from an .h5 even in safe mode).
+    inspect_model_file(ref.path, ref.name)
     try:
         model = keras.models.load_model(ref.path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for unreadable files
@@ -96,9 +109,13 @@ def load_baseline(
         dataset.x_train, dataset.y_train, batch_size=TRAIN_BATCH, epochs=epochs, verbose=0,
         callbacks=[_EpochProgress(epochs, on_progress)],
     )
+    # short training leaves BatchNorm's moving averages behind the weights: set them from data
+    calibrated = recalibrate_batchnorm(model, dataset, seed, samples=CALIBRATION_SAMPLES)
     seconds = time.perf_counter() - start
     imagenet = " from ImageNet weights" if ref.name == "resnet50" and imagenet_weights_path() else ""
     description = f"trained {epochs} epochs on {dataset.name}{imagenet} ({seconds:.0f} s, seed {seed})"
+    if calibrated:
+        description += f", BatchNorm statistics from {calibrated:,} training samples"
     # a fresh copy without optimizer state: the stored file is the model alone
     trained, model = model, entry.build(dataset.input_shape, dataset.num_classes)
     model.set_weights(trained.get_weights())

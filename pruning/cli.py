@@ -63,7 +63,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .store import open_store
 
     spec, recipe = _prune_spec(args)
-    executor = make_executor()
+    executor = make_executor(args.executor)
     # stored like app runs: running -> completed | failed | interrupted
     run_id, report = open_store().record_prune(
         spec, lambda: executor.prune(spec, on_progress=None if args.json else _progress), source="cli"
@@ -130,8 +130,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from .methods import METHODS
 
+    width = max(len(name) for name in METHODS)
     for method in METHODS.values():
-        print(f"{method.name:<12} {method.granularity:<13} {method.description}")
+        print(f"{method.name:<{width}}  {method.granularity:<13} {method.description}")
     return 0
 
 
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--seed", type=int, default=0)
     prune.add_argument("--out", default=None, help="save the pruned model to this .keras file")
     prune.add_argument("--json", action="store_true", help="print one JSON object")
+    add_executor_option(prune)
     prune.set_defaults(run=cmd_prune)
 
     for name, fn in (("models", cmd_models), ("datasets", cmd_datasets), ("methods", cmd_methods)):
@@ -274,7 +276,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         layers=_names(args.layers) if args.layers is not None else None,
         finetune_epochs=args.finetune_epochs, seed=args.seed,
     )
-    executor = make_executor()
+    executor = make_executor(args.executor)
     progress = _progress if args.format == "table" else None  # csv/json are for scripts: stderr stays clean
     run_id, report = open_store().record_points(
         "sweep", spec, lambda on_point: executor.sweep(spec, on_point=on_point, on_progress=progress), source="cli"
@@ -296,6 +298,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_executor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", default="inline", choices=["inline", "worker"],
+                        help="inline: in this process (default); worker: in a spawned process, as the app does")
+
+
 def add_sweep_command(sub) -> None:
     sweep = sub.add_parser("sweep", help="prune at many sparsities with several methods; one row per point")
     sweep.add_argument("--model", required=True, help="zoo name or a .keras/.h5 path")
@@ -309,6 +316,7 @@ def add_sweep_command(sub) -> None:
     sweep.add_argument("--format", default="table", choices=["table", "csv", "json"],
                        help="table: Markdown like the seed's; csv: every column; json: baseline, rows, timing_s")
     sweep.add_argument("--out", default=None, help="write the output to this file instead of stdout")
+    add_executor_option(sweep)
     sweep.set_defaults(run=cmd_sweep)
 
 
@@ -322,7 +330,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_rates(args.rates),
         method=args.method, layers=_names(args.layers) if args.layers is not None else None, seed=args.seed,
     )
-    executor = make_executor()
+    executor = make_executor(args.executor)
     run_id, report = open_store().record(
         "sensitivity", spec, lambda: executor.sensitivity(spec, on_progress=None if args.json else _progress),
         sensitivity_outcome, source="cli",
@@ -354,6 +362,7 @@ def add_sensitivity_command(sub) -> None:
     sens.add_argument("--method", default="magnitude", help="an unstructured method (default magnitude)")
     sens.add_argument("--layers", default=None, help="comma-separated layers to scan (default: all prunable)")
     sens.add_argument("--seed", type=int, default=0)
+    add_executor_option(sens)
     plan = sens.add_mutually_exclusive_group()
     plan.add_argument("--plan-target", type=float, default=None,
                       help="also print a per-layer plan reaching this overall sparsity")

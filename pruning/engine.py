@@ -16,6 +16,7 @@ import pandas as pd
 
 from ._keras import device_name, keras, tf
 from .baselines import home, load_baseline
+from .calibration import recalibrate_batchnorm
 from .datasets import Dataset, load_dataset
 from .errors import BadInput
 from .methods import PruneRequest, get_method
@@ -467,35 +468,6 @@ def _train(model: keras.Model, pairs: list, ds: Dataset, epochs: int, seed: int,
             step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
         if on_progress:
             on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}")
-
-
-BN_RECALIBRATION_SAMPLES = 1024
-
-
-def recalibrate_batchnorm(model: keras.Model, ds: Dataset, seed: int,
-                          samples: int = BN_RECALIBRATION_SAMPLES) -> int:
-    """Replace every BatchNorm's moving mean/variance by the average of batch statistics
-    over up to `samples` training samples; returns how many were used (0: nothing to do).
-
-    Momentum i/(i+1) at batch i makes the moving value the running mean of the batches,
-    so the old statistics are fully replaced. Only BatchNorm statistics change.
-    """
-    bns = [layer for layer in iter_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
-    if not bns or not ds.has_train:
-        return 0
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(ds.x_train), min(samples, len(ds.x_train)), replace=False)
-    x = ds.x_train[np.sort(pick)]
-    momenta = [bn.momentum for bn in bns]
-    try:
-        for i, begin in enumerate(range(0, len(x), FINETUNE_BATCH)):
-            for bn in bns:
-                bn.momentum = i / (i + 1)  # read at call time in eager mode
-            model(tf.constant(x[begin : begin + FINETUNE_BATCH]), training=True)
-    finally:
-        for bn, momentum in zip(bns, momenta):
-            bn.momentum = momentum
-    return len(x)
 
 
 def _downsample(image: np.ndarray, cells: int) -> np.ndarray:

@@ -140,3 +140,23 @@ def test_sensitivity_plan_is_applied_and_can_be_cleared():
     at.button(key="clear_plan").click().run()
     assert not at.exception and not at.info
     assert at.dataframe[0].value["target_sparsity"].dropna().unique().tolist() == [0.5]
+
+
+def test_structured_method_shows_the_shape_diff(tiny_refs):
+    model, data = tiny_refs
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
+    at.session_state[state.DATA_FILE] = dict(data.__dict__)
+    at.session_state[state.MODEL] = state.UPLOADED_MODEL
+    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at.session_state[state.METHOD] = "filters-l1"
+    at.run()
+    assert not at.exception
+    assert "Layer shapes: the model really shrank" in [h.value for h in at.subheader]
+    diff = at.dataframe[0].value.set_index("name")
+    # half of conv's 4 filters go, and with them half of the Dense inputs after Flatten
+    assert list(diff.index) == ["conv", "hidden"]
+    assert diff.loc["conv", ["shape_before", "shape_after"]].tolist() == ["(3, 3, 1, 4)", "(3, 3, 1, 2)"]
+    assert diff.loc["hidden", ["shape_before", "shape_after"]].tolist() == ["(64, 16)", "(32, 16)"]
+    assert not any("Masks set weights to zero" in c.value for c in at.caption)
+    assert "Latency (batch 32)" in metrics(at)

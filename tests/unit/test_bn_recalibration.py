@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pruning.datasets import Dataset
-from pruning.engine import recalibrate_batchnorm
+from pruning.calibration import recalibrate_batchnorm
 
 
 def test_moving_stats_become_the_mean_of_batch_statistics():
