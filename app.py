@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pruning.errors import BadInput
+from pruning.inspect_model import inspect_model_file
 from pruning.specs import DataRef, ModelRef, file_sha256
 from ui import cards, state
 from ui.sidebar import load_baseline, save_upload, select_model_and_data, show_error
@@ -24,7 +25,8 @@ def handle_uploads() -> None:
         )
         try:
             if model_file is not None:
-                path = save_upload(model_file, (".keras", ".h5"))
+                # checked on arrival, so a hostile file gets its one-line message at once
+                path = save_upload(model_file, (".keras", ".h5"), check=inspect_model_file)
                 ref = ModelRef(name=model_file.name, path=str(path), sha256=file_sha256(path))
                 if st.session_state.get(state.MODEL_FILE) != ref.__dict__:
                     st.session_state[state.MODEL_FILE] = dict(ref.__dict__)

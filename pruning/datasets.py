@@ -90,24 +90,49 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 }
 
 
+# Bounds on an uploaded .npz, checked from the .npy headers before any array is read, so a
+# declared shape of 10**12 samples costs nothing. CIFAR-10's train split is ~0.6 GiB as float32.
+MAX_NPZ_BYTES = 4 << 30
+MAX_DATASET_BYTES = 4 << 30  # all x arrays, as the float32 they become
+MAX_SAMPLES = 5_000_000  # per split
+MAX_CLASSES = 10_000  # a zoo model gets one output per class: labels like 10**9 would build a giant layer
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def load_npz(path: str | Path, name: Optional[str] = None) -> Dataset:
     """An `.npz` with x_test, y_test (and x_train, y_train when training is needed)."""
+    shown = name or Path(path).name
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise BadInput(f"cannot read {shown} ({exc.strerror}): upload the file again") from None
+    if size > MAX_NPZ_BYTES:
+        raise BadInput(f"{shown} is {size / 2**30:.1f} GiB, over the {MAX_NPZ_BYTES >> 30} GiB limit: "
+                       "use fewer samples")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BadInput(f"{Path(path).name} is not a readable .npz file ({exc}): save arrays with numpy.savez") from None
+        raise BadInput(f"{shown} is not a readable .npz file ({exc}): save arrays with numpy.savez") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy renamed .npz
+        raise BadInput(f"{shown} is a single .npy array, not an .npz: save x_test, y_test with numpy.savez")
     with archive:
         keys = set(archive.files)
         missing = {"x_test", "y_test"} - keys
         if missing:
             raise BadInput(
-                f"{Path(path).name} lacks {', '.join(sorted(missing))}: it needs x_test, y_test "
+                f"{shown} lacks {', '.join(sorted(missing))}: it needs x_test, y_test "
                 "(and x_train, y_train for training)"
             )
+        present = [k for k in ARRAY_KEYS if k in keys]
+        headers = {k: _npy_header(archive, k, shown) for k in present}
+        x_bytes = sum(4 * int(np.prod(headers[k][0], dtype=np.float64)) for k in present if k.startswith("x_"))
+        if x_bytes > MAX_DATASET_BYTES:
+            raise BadInput(f"{shown} declares {x_bytes / 2**30:.1f} GiB of inputs, over the "
+                           f"{MAX_DATASET_BYTES >> 30} GiB limit: use fewer samples")
         try:
-            arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in keys}
-        except ValueError as exc:  # object arrays need pickle, which we refuse
-            raise BadInput(f"{Path(path).name} holds object arrays ({exc}): store numeric arrays only") from None
+            arrays = {k: archive[k] for k in present}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise BadInput(f"{shown} is truncated or damaged ({exc}): save the arrays again with numpy.savez") from None
     if ("x_train" in arrays) != ("y_train" in arrays):
         raise BadInput("the .npz has only one of x_train / y_train: give both or neither")
     x_test, y_test = _check_xy(arrays["x_test"], arrays["y_test"], "test")
@@ -119,23 +144,57 @@ def load_npz(path: str | Path, name: Optional[str] = None) -> Dataset:
                 f"x_train has samples of shape {x_train.shape[1:]} but x_test {x_test.shape[1:]}: they must match"
             )
     labels = y_test if y_train is None else np.concatenate([y_train, y_test])
-    return Dataset(name or Path(path).name, x_test, y_test, x_train, y_train, int(labels.max()) + 1)
+    top = int(labels.max())
+    if top >= MAX_CLASSES:
+        raise BadInput(f"labels go up to {top:,}, over the {MAX_CLASSES:,} classes PruneScope handles: "
+                       "number the classes 0..K-1")
+    return Dataset(shown, x_test, y_test, x_train, y_train, top + 1)
+
+
+def _npy_header(archive: np.lib.npyio.NpzFile, key: str, shown: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the .npy header alone; refuses what we would not load."""
+    member = f"{key}.npy"
+    if member not in archive.zip.namelist():
+        raise BadInput(f"{shown}: {key} is not a numpy array: save the arrays with numpy.savez")
+    try:
+        with archive.zip.open(member) as handle:
+            version = np.lib.format.read_magic(handle)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read:
+                raise ValueError(f".npy format {version}")
+            shape, _, dtype = read[version](handle)
+    except (OSError, ValueError, SyntaxError, zipfile.BadZipFile, EOFError) as exc:
+        raise BadInput(f"{shown}: {key} is truncated or not a numpy array ({exc}): "
+                       "save the arrays again with numpy.savez") from None
+    if dtype.hasobject:
+        raise BadInput(f"{shown}: {key} holds object arrays (pickled Python objects): store numeric arrays only")
+    if dtype.kind not in "biuf":  # complex, strings, bytes, dates, structured records
+        raise BadInput(f"{shown}: {key} has dtype {dtype}, not numbers: store int or float arrays")
+    if shape and shape[0] > MAX_SAMPLES:
+        raise BadInput(f"{shown}: {key} declares {shape[0]:,} samples, over the {MAX_SAMPLES:,} limit: "
+                       "use fewer samples")
+    return tuple(shape), dtype
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
-        raise BadInput(f"x_{split} must be a numeric array of shape (samples, ...), got {x.dtype} {x.shape}")
+        raise BadInput(f"x_{split} is {x.dtype} of shape {x.shape}: it must be a numeric array of shape (samples, ...)")
     if len(x) == 0 or len(x) != len(y):
         raise BadInput(f"x_{split} has {len(x)} samples and y_{split} {len(y)}: they must match and be > 0")
+    if x.size == 0:
+        raise BadInput(f"x_{split} has empty samples (shape {x.shape}): each sample needs at least one value")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise BadInput(f"x_{split} contains NaN or Inf: clean the data first")
-    y = np.asarray(y).reshape(len(y), -1)
+    y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise BadInput(f"y_{split} has dtype {y.dtype}: it must hold integer class labels >= 0")
+    y = y.reshape(len(y), -1)
     if y.shape[1] > 1:  # one-hot labels
         y = y.argmax(axis=1)
     y = y.reshape(-1)
-    if not np.issubdtype(y.dtype, np.number) or not np.all(np.equal(np.mod(y, 1), 0)) or (y < 0).any():
-        raise BadInput(f"y_{split} must hold integer class labels >= 0")
+    if y.size == 0 or not np.isfinite(y).all() or not np.all(np.equal(np.mod(y, 1), 0)) or (y < 0).any():
+        raise BadInput(f"y_{split} must hold integer class labels >= 0: number the classes 0..K-1")
     return x, y.astype(np.int64)
 
 

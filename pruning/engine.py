@@ -438,7 +438,9 @@ class Workbench:
             kept = np.concatenate(
                 [(weights[pw.index] != 0).reshape(-1, pw.shape[-1]) for pw in parts], axis=0
             ).astype(np.float32)
-            out[layer] = _downsample(kept, MASK_IMAGE_CELLS).round(4).tolist()
+            # whole percents: small ints are shared objects in Python, so a cached report
+            # costs pointers, not a float object per cell
+            out[layer] = np.rint(_downsample(kept, MASK_IMAGE_CELLS) * 100).astype(int).tolist()
         return out
 
 

@@ -1,7 +1,7 @@
 """Executors run specs and hand back plain-data reports (DESIGN §3).
 
-Pages and the CLI talk to an `Executor`; the inline one runs in this process. A worker
-process executor and a distributed one fill the same interface later.
+Pages and the CLI talk to an `Executor`; the inline one runs in this process, the worker one
+(pruning/worker.py, the app's default) in a spawned process. A distributed one comes later.
 """
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ class Executor(Protocol):
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport: ...
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport: ...
+
+    def describe(self) -> dict[str, Any]:
+        """`device` (where models run) and `models` (zoo names), from wherever TensorFlow lives."""
+        ...
 
 
 class InlineExecutor:
@@ -58,10 +62,24 @@ class InlineExecutor:
         with self.lock:
             return self.engine.sensitivity(spec, on_progress)
 
+    def describe(self) -> dict[str, Any]:
+        from ._keras import device_name
+        from .zoo import ZOO
+
+        return {"device": device_name(), "models": list(ZOO)}
+
+
+def _worker() -> Executor:
+    from .worker import WorkerExecutor
+
+    return WorkerExecutor()
+
+
+EXECUTORS = {"inline": InlineExecutor, "worker": _worker}
+
 
 def make_executor(kind: str = "inline") -> Executor:
-    executors = {"inline": InlineExecutor}
-    try:
-        return executors[kind]()
-    except KeyError:
-        raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(executors)}") from None
+    """`inline` (this process) or `worker` (a spawned process that owns TensorFlow)."""
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
+    return EXECUTORS[kind]()

@@ -1,16 +1,6 @@
 """Checks a model file before any Keras call: format, archive, config allowlist, weights.
 
-Models are programs (tf_keras runs a Lambda from an .h5 even with safe_mode=True), so an
-uploaded or CLI file is read here with zipfile/json/h5py/numpy only; TensorFlow never sees it.
-
-Decisions:
-- The extension must match the bytes. HDF5 bytes named `.keras` are refused (rename to .h5),
-  not routed: tf_keras would silently take the legacy HDF5 path for them, and a file should
-  be checked the way Keras will read it. Likewise a zip named `.h5` is refused.
-- A `.keras` archive holds exactly config.json, metadata.json and model.weights.h5 (what
-  tf_keras writes); assets and npz weights belong to layers that are not on the allowlist.
-- Only the model config is checked, not `compile_config`/`training_config`: models are
-  loaded with compile=False, so those are never deserialized.
+Uses zipfile/json/h5py/numpy only (never TensorFlow), so it also runs in the UI process.
 """
 from __future__ import annotations
 
@@ -28,6 +18,17 @@ import h5py
 import numpy as np
 
 from .errors import BadInput
+
+# Models are programs: tf_keras runs a Lambda from an .h5 even with safe_mode=True. Decisions:
+# - The extension must match the bytes. HDF5 bytes named `.keras` are refused (rename to .h5),
+#   not routed: tf_keras would silently take the legacy HDF5 path for them, and a file must be
+#   checked the way Keras will read it. Likewise a zip named `.h5` is refused.
+# - A `.keras` archive holds exactly config.json, metadata.json and model.weights.h5 (what
+#   tf_keras writes); assets and npz weights belong to layers that are not on the allowlist.
+# - Only the model config is checked, not `compile_config`/`training_config`: models are
+#   loaded with compile=False, so those are never deserialized.
+# - The file is checked, then loaded by path: callers must not let it change in between
+#   (uploads are content-addressed files in a per-session folder).
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

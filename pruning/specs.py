@@ -199,7 +199,7 @@ class PruneReport:
     pruned: dict[str, float]
     layers: pd.DataFrame  # name, type, params, nonzero_params, sparsity, shape_before, shape_after
     histograms: dict[str, dict[str, Any]]  # layer -> edges, before, after, zeros_before, zeros_after
-    mask_images: dict[str, list[list[float]]]  # layer -> kept fraction per cell, rows x cols
+    mask_images: dict[str, list[list[int]]]  # layer -> percent of weights kept per cell, rows x cols
     timing_s: dict[str, float]
     model_path: str
     environment: dict[str, str]

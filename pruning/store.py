@@ -412,7 +412,8 @@ class RunStore:
             self.fail(run_id, "stopped by the user", status="interrupted")
             raise
         except BaseException as exc:
-            self.fail(run_id, f"{type(exc).__name__}: {exc}")
+            # a job the worker could not finish (it died, or was cancelled) is interrupted, not failed
+            self.fail(run_id, f"{type(exc).__name__}: {exc}", status=getattr(exc, "run_status", "failed"))
             raise
         self.complete(run_id, outcome(result))
         return run_id, result
@@ -456,7 +457,8 @@ class RunStore:
             self.fail(run_id, "stopped by the user", status="interrupted")
             raise
         except BaseException as exc:
-            self.fail(run_id, f"{type(exc).__name__}: {exc}")
+            # a job the worker could not finish (it died, or was cancelled) is interrupted, not failed
+            self.fail(run_id, f"{type(exc).__name__}: {exc}", status=getattr(exc, "run_status", "failed"))
             raise
         self.complete(run_id, (outcome or default_outcome)(result))
         return run_id, result

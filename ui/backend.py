@@ -19,8 +19,17 @@ from pruning.specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneRe
 
 @st.cache_resource(show_spinner=False)
 def get_executor() -> Executor:
-    """One executor per server process (it owns TensorFlow and the loaded models)."""
-    return make_executor(os.environ.get("PRUNESCOPE_EXECUTOR", "inline"))
+    """One executor per server process: by default a worker process that owns TensorFlow and the
+    loaded models, so this process never imports TensorFlow (PRUNESCOPE_EXECUTOR=inline: in here)."""
+    return make_executor(os.environ.get("PRUNESCOPE_EXECUTOR", "worker"))
+
+
+def queue_note() -> str:
+    """How busy the executor is now, e.g. "2 jobs running or queued" ("" when idle). While a call
+    waits its turn, its on_progress gets "waiting for the worker: N jobs ahead of yours"."""
+    pending = getattr(get_executor(), "pending", None)
+    count = len(pending()) if pending else 0
+    return f"{count} job{'s' if count != 1 else ''} running or queued" if count else ""
 
 
 class ReportCache:
@@ -31,7 +40,7 @@ class ReportCache:
     Reports are never mutated after they are made, so sharing them is safe.
     """
 
-    def __init__(self, capacity: int = 512):
+    def __init__(self, capacity: int = 64):
         self.capacity = capacity
         self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -92,9 +101,7 @@ def methods() -> list[dict]:
 
 @st.cache_data(show_spinner=False)
 def model_names() -> list[str]:
-    from pruning.zoo import ZOO
-
-    return list(ZOO)
+    return list(get_executor().describe()["models"])  # the zoo module imports TensorFlow
 
 
 @st.cache_data(show_spinner=False)
@@ -106,9 +113,7 @@ def dataset_names() -> list[str]:
 
 @st.cache_data(show_spinner=False)
 def device() -> str:
-    from pruning._keras import device_name
-
-    return device_name()
+    return str(get_executor().describe()["device"])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

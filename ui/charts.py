@@ -62,11 +62,11 @@ def weight_histogram_figure(hist: Mapping[str, Any], layer: str, method: str) ->
     return _layout(fig, f"Weight distribution: {layer}", "weight value", "count")
 
 
-def mask_image_figure(image: Sequence[Sequence[float]], layer: str) -> go.Figure:
-    """Kept fraction per cell of the kernel (rows: inputs x kernel positions, columns: outputs)."""
+def mask_image_figure(image: Sequence[Sequence[int]], layer: str) -> go.Figure:
+    """Percent of weights kept per cell of the kernel (rows: inputs x kernel positions, columns: outputs)."""
     fig = go.Figure(go.Heatmap(
-        z=image, zmin=0, zmax=1, colorscale=[[0, "#ffffff"], [1, "#08306b"]],
-        colorbar=dict(title="kept"), hovertemplate="row %{y}, col %{x}: %{z:.0%} kept<extra></extra>",
+        z=image, zmin=0, zmax=100, colorscale=[[0, "#ffffff"], [1, "#08306b"]],
+        colorbar=dict(title="% kept"), hovertemplate="row %{y}, col %{x}: %{z}% kept<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, f"Mask of {layer} (dark = kept)", "output unit / filter", "input x kernel position")

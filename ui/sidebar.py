@@ -6,12 +6,13 @@ session starts from the defaults (digits + cnn).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import streamlit as st
 
-from pruning.baselines import home
+from pruning.paths import home  # not baselines: that imports TensorFlow
 from pruning.errors import BadInput
 from pruning.specs import DataRef, ModelRef
 
@@ -36,18 +37,34 @@ def persistent(widget: Callable, label: str, key: str, default: Any, container=s
     return getattr(container, widget.__name__)(label, key=wkey, on_change=_copy_to_store, args=(key,), **kwargs)
 
 
-def save_upload(uploaded, suffixes: tuple[str, ...]) -> Path:
-    """Store an uploaded file under its content hash (never under the user's name)."""
+def session_upload_dir() -> Path:
+    """This session's private upload folder, keyed by a random token kept in its state:
+    sessions never see each other's uploads, even of identical bytes."""
+    if state.UPLOAD_TOKEN not in st.session_state:
+        st.session_state[state.UPLOAD_TOKEN] = secrets.token_hex(16)
+    return home() / "uploads" / st.session_state[state.UPLOAD_TOKEN]
+
+
+def save_upload(uploaded, suffixes: tuple[str, ...], check: Optional[Callable[[Path, str], Any]] = None) -> Path:
+    """Store an upload in this session's folder under its content hash (never under the
+    user's name); `check(path, name)` vets it first and a refused file is not kept."""
     data = uploaded.getvalue()
     suffix = Path(uploaded.name).suffix.lower()
     if suffix not in suffixes:
         raise BadInput(f"{uploaded.name} is not a {' or '.join(suffixes)} file")
     digest = hashlib.sha256(data).hexdigest()
-    path = home() / "uploads" / f"{digest}{suffix}"
+    path = session_upload_dir() / f"{digest}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = path.with_suffix(path.suffix + ".part")
+        # same suffix as the final name: the check reads the file as Keras will
+        tmp = path.with_name(f".{digest}.part{suffix}")
         tmp.write_bytes(data)
+        try:
+            if check is not None:
+                check(tmp, uploaded.name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(path)
     return path
 

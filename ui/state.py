@@ -8,6 +8,7 @@ DATASET = "ps_dataset"  # a dataset name, or UPLOADED_DATA
 MODEL = "ps_model"  # a zoo name, or UPLOADED_MODEL
 MODEL_FILE = "ps_model_file"  # dict(ModelRef) of this session's uploaded model
 DATA_FILE = "ps_data_file"  # dict(DataRef) of this session's uploaded dataset
+UPLOAD_TOKEN = "ps_upload_token"  # random; names this session's private upload folder
 METHOD = "ps_method"
 SPARSITY = "ps_sparsity"
 SCOPE = "ps_scope"
