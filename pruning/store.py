@@ -412,8 +412,11 @@ class RunStore:
             self.fail(run_id, "stopped by the user", status="interrupted")
             raise
         except BaseException as exc:
-            # a job the worker could not finish (it died, or was cancelled) is interrupted, not failed
-            self.fail(run_id, f"{type(exc).__name__}: {exc}", status=getattr(exc, "run_status", "failed"))
+            # a job the worker could not finish (it died, or was cancelled) is interrupted, not
+            # failed; so is one stopped by control flow that is no error of the job's (a
+            # Streamlit rerun when the user moves a slider on, SystemExit)
+            default = "failed" if isinstance(exc, Exception) else "interrupted"
+            self.fail(run_id, f"{type(exc).__name__}: {exc}", status=getattr(exc, "run_status", default))
             raise
         self.complete(run_id, outcome(result))
         return run_id, result

@@ -19,12 +19,18 @@ from pruning.specs import DataRef, ModelRef
 from . import backend, state
 
 
-def _copy_to_store(key: str) -> None:
-    st.session_state[key] = st.session_state[state.widget_key(key)]
+_UNSET = object()
 
 
 def persistent(widget: Callable, label: str, key: str, default: Any, container=st, **kwargs) -> Any:
-    """Render `widget` whose value survives page switches (kept under `key`)."""
+    """Render `widget` whose value survives page switches (kept under `key`).
+
+    The widget's own key is seeded from `key` only when the widget is new on this page
+    (Streamlit dropped its state on another page) or when code changed `key` since the
+    widget last wrote it; otherwise the widget's value wins. Re-seeding on every run
+    would let a stale stored value overwrite a newer one the browser sent while an
+    earlier run was being interrupted (fast slider moves).
+    """
     if key not in st.session_state:
         st.session_state[key] = default
     options: Optional[Sequence] = kwargs.get("options")
@@ -32,9 +38,12 @@ def persistent(widget: Callable, label: str, key: str, default: Any, container=s
         st.session_state[key] = default
     if widget is st.multiselect and options is not None:
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
-    wkey = state.widget_key(key)
-    st.session_state[wkey] = st.session_state[key]
-    return getattr(container, widget.__name__)(label, key=wkey, on_change=_copy_to_store, args=(key,), **kwargs)
+    wkey, synced = state.widget_key(key), f"_synced_{key}"
+    if wkey not in st.session_state or st.session_state[key] != st.session_state.get(synced, _UNSET):
+        st.session_state[wkey] = st.session_state[key]
+    value = getattr(container, widget.__name__)(label, key=wkey, **kwargs)
+    st.session_state[key] = st.session_state[synced] = value
+    return value
 
 
 def session_upload_dir() -> Path:

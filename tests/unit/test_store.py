@@ -291,3 +291,22 @@ def test_a_run_left_running_by_a_dead_process_becomes_interrupted(tmp_path, spec
     assert run.status == "interrupted" and "stopped before it finished" in run.error
     assert not math.isnan(run.finished_at)
     assert reopened.get(live_id).status == "running"
+
+
+def test_control_flow_marks_the_run_interrupted_not_failed(tmp_path):
+    """A Streamlit rerun (a BaseException, not an Exception) stops a job the user moved on from."""
+    from pruning.store import RunStore
+
+    class Rerun(BaseException):
+        pass
+
+    store = RunStore(tmp_path / "runs.db")
+
+    def work():
+        raise Rerun("user moved the slider")
+
+    with pytest.raises(Rerun):
+        store.record("prune", {"sparsity": 0.5}, work, lambda r: r)
+    with pytest.raises(ValueError):
+        store.record("prune", {"sparsity": 0.6}, lambda: (_ for _ in ()).throw(ValueError("bad")), lambda r: r)
+    assert sorted(run.status for run in store.list()) == ["failed", "interrupted"]
