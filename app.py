@@ -64,6 +64,6 @@ if baseline is not None:
         hide_index=True, width="stretch", key="baseline_layers",
     )
     prunable = int(baseline.layers["prunable"].sum())
-    st.info(f"{prunable} prunable layers. Open **Prune** in the sidebar to prune this model.", icon="👉")
+    st.info(f"{prunable} prunable layers. Open **Prune** in the sidebar to prune this model.")
     with st.expander("Environment"):
         st.json(baseline.environment)

@@ -48,6 +48,10 @@ if st.session_state.get(state.SWEEP_SPEC) != spec.to_json():
     st.info("Choose methods and sparsities, then press **Run sweep**.")
     st.stop()
 
+# A click reruns the page, which stops the job in the worker (finished points stay stored,
+# the run is marked interrupted); forgetting the spec keeps the rerun from resuming it.
+st.button("Cancel sweep", key="cancel_sweep", on_click=st.session_state.pop, args=(state.SWEEP_SPEC, None),
+          help="Stops the running sweep. Finished points are kept; Run sweep resumes from them.")
 bar, live = st.empty(), st.empty()
 streamed: list[dict] = []
 

@@ -38,6 +38,8 @@ if st.session_state.get(state.SENS_SPEC) != spec.to_json():
     st.info("Choose the sparsities, then press **Run scan**.")
     st.stop()
 
+st.button("Cancel scan", key="cancel_scan", on_click=st.session_state.pop, args=(state.SENS_SPEC, None),
+          help="Stops the running scan (a click reruns the page, which stops the worker's job).")
 bar = st.empty()
 try:
     report = backend.sensitivity(spec, on_progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))

@@ -6,8 +6,6 @@ robust layers more while hitting an overall target exactly, counted in weights.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from collections import OrderedDict
@@ -19,7 +17,7 @@ import pandas as pd
 
 from .errors import BadInput
 from .masks import keep_count
-from .specs import DataRef, ModelRef, ProgressFn, PruneSpec, validate_sparsity
+from .specs import DataRef, ModelRef, ProgressFn, PruneSpec, SpecCodec, spec_fields, validate_sparsity
 
 if TYPE_CHECKING:  # the engine imports TensorFlow; specs and reports must not
     from .engine import Workbench
@@ -32,7 +30,7 @@ TIE_BREAK = 1e-9
 
 
 @dataclass(frozen=True)
-class SensitivitySpec:
+class SensitivitySpec(SpecCodec):
     """Which model and data, which sparsities to try on each layer alone, with which method."""
 
     model: ModelRef = field(default_factory=ModelRef)
@@ -52,24 +50,11 @@ class SensitivitySpec:
         if self.layers is not None and len(self.layers) == 0:
             raise BadInput("no layer selected for the scan: select at least one prunable layer")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "SensitivitySpec":
-        raw = dict(raw)
-        raw["model"] = ModelRef(**raw.get("model", {}))
-        raw["data"] = DataRef(**raw.get("data", {}))
+        raw = spec_fields(raw)
         raw["rates"] = tuple(float(r) for r in raw.get("rates", DEFAULT_RATES))
-        if raw.get("layers") is not None:
-            raw["layers"] = tuple(raw["layers"])
         return cls(**raw)
-
-    def key(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import pandas as pd
 
@@ -95,8 +95,31 @@ class DataRef:
         return self.path is not None
 
 
+class SpecCodec:
+    """JSON round trip and a short content key, shared by every frozen spec."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def spec_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec's dict with the model and data references and the layer tuple rebuilt."""
+    fields = dict(raw)
+    fields["model"] = ModelRef(**fields.get("model", {}))
+    fields["data"] = DataRef(**fields.get("data", {}))
+    if fields.get("layers") is not None:
+        fields["layers"] = tuple(fields["layers"])
+    return fields
+
+
 @dataclass(frozen=True)
-class PruneSpec:
+class PruneSpec(SpecCodec):
     """One prune: which model, data, method and sparsity, and how to measure the result."""
 
     model: ModelRef = field(default_factory=ModelRef)
@@ -125,26 +148,12 @@ class PruneSpec:
         if self.finetune_epochs < 0:
             raise BadInput(f"finetune epochs must be >= 0, not {self.finetune_epochs}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "PruneSpec":
-        raw = dict(raw)
-        raw["model"] = ModelRef(**raw.get("model", {}))
-        raw["data"] = DataRef(**raw.get("data", {}))
-        if raw.get("layers") is not None:
-            raw["layers"] = tuple(raw["layers"])
+    def from_dict(cls, raw: Mapping[str, Any]) -> "PruneSpec":
+        raw = spec_fields(raw)
         if raw.get("layer_sparsity") is not None:
             raw["layer_sparsity"] = tuple((str(name), float(value)) for name, value in raw["layer_sparsity"])
         return cls(**raw)
-
-    def key(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
 
 def validate_sparsity(value: float) -> float:
     """Sparsity must be a number in [0, 1): 1.0 would remove every weight."""

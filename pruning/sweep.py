@@ -5,9 +5,6 @@ and are assigned to the one working model, so no point rebuilds, clones or retra
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import os
 import tempfile
@@ -19,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
 import pandas as pd
 
 from .errors import BadInput
-from .specs import METRIC_KEYS, SCOPES, DataRef, ModelRef, ProgressFn, PruneSpec, derive, validate_sparsity
+from .specs import (
+    METRIC_KEYS, SCOPES, DataRef, ModelRef, ProgressFn, PruneSpec, SpecCodec, derive, spec_fields, validate_sparsity,
+)
 
 if TYPE_CHECKING:  # the engine imports TensorFlow; specs and reports must not
     from .engine import Workbench
@@ -57,7 +56,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 
 
 @dataclass(frozen=True)
-class SweepSpec:
+class SweepSpec(SpecCodec):
     """Which model and data, which methods at which target sparsities, and how to measure."""
 
     model: ModelRef = field(default_factory=ModelRef)
@@ -101,25 +100,12 @@ class SweepSpec:
         """(method, rate) in run order: method by method, so each curve completes in turn."""
         return [(m, float(r)) for m in self.methods for r in self.rates]
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "SweepSpec":
-        raw = dict(raw)
-        raw["model"] = ModelRef(**raw.get("model", {}))
-        raw["data"] = DataRef(**raw.get("data", {}))
+        raw = spec_fields(raw)
         raw["methods"] = tuple(raw.get("methods", ("magnitude",)))
         raw["rates"] = tuple(float(r) for r in raw.get("rates", SEED_RATES))
-        if raw.get("layers") is not None:
-            raw["layers"] = tuple(raw["layers"])
         return cls(**raw)
-
-    def key(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import multiprocessing.spawn
 import os
 import signal
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path

@@ -39,14 +39,14 @@ def _pct(value: float) -> str:
 
 
 def baseline_cards(metrics: Mapping[str, float]) -> None:
-    cols = st.columns(7)
-    cols[0].metric("Test accuracy", _pct(metrics["accuracy"]), help=HELP["accuracy"])
-    cols[1].metric("Train accuracy", _pct(metrics["train_accuracy"]), help=HELP["train_accuracy"])
-    cols[2].metric("Parameters", f"{metrics['params']:,}", help=HELP["params"])
-    cols[3].metric("FLOPs (MACs)", f"{metrics['flops']:,}", help=HELP["flops"])
-    cols[4].metric("File size", human_bytes(metrics["size_bytes"]), help=HELP["size_bytes"])
-    cols[5].metric("gzip size", human_bytes(metrics["gzip_bytes"]), help=HELP["gzip_bytes"])
-    cols[6].metric("Latency (batch 32)", f"{metrics['latency_ms']:.2f} ms", help=HELP["latency_ms"])
+    top, bottom = st.columns(4), st.columns(4)
+    top[0].metric("Test accuracy", _pct(metrics["accuracy"]), help=HELP["accuracy"])
+    top[1].metric("Train accuracy", _pct(metrics["train_accuracy"]), help=HELP["train_accuracy"])
+    top[2].metric("Parameters", f"{metrics['params']:,}", help=HELP["params"])
+    top[3].metric("FLOPs (MACs)", f"{metrics['flops']:,}", help=HELP["flops"])
+    bottom[0].metric("File size", human_bytes(metrics["size_bytes"]), help=HELP["size_bytes"])
+    bottom[1].metric("gzip size", human_bytes(metrics["gzip_bytes"]), help=HELP["gzip_bytes"])
+    bottom[2].metric("Latency (batch 32)", f"{metrics['latency_ms']:.2f} ms", help=HELP["latency_ms"])
 
 
 def pruned_cards(report: PruneReport) -> None:

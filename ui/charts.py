@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pruning.palette import BASELINE_COLOR, METHOD_COLORS, method_color  # noqa: F401  (one table for app and reports)
+from pruning.palette import BASELINE_COLOR, method_color  # one colour table for the app and the reports
 
 ZERO_COLOR = "#d62728"
 

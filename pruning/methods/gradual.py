@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
 
 from ..errors import BadInput
 from . import Method, PruneRequest, PruneResult

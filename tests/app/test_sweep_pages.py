@@ -55,6 +55,12 @@ def test_sweep_page_waits_for_the_button_then_draws_every_chart(tiny_refs):
     assert {b.label for b in at.get("download_button")} == {"Download CSV (every column)",
                                                            "Download Markdown (this table)"}
 
+    # Cancel forgets the sweep: the next run does not start (or resume) it
+    at.button(key="cancel_sweep").click().run()
+    assert not at.exception
+    assert state.SWEEP_SPEC not in at.session_state
+    assert len(at.get("plotly_chart")) == 0 and "Run sweep" in at.info[0].value
+
     # every point was stored as it finished, in one completed run
     from pruning.store import open_store
     from pruning.sweep import SweepSpec
