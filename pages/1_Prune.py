@@ -44,6 +44,11 @@ finetune = persistent(
     help="Train with the masks fixed after pruning (zeros stay zeros). Needs training data.",
 )
 area.caption(f"**{method_name}** — {method['description']} Granularity: {method['granularity']}.")
+mixed = persistent(
+    st.checkbox, "Mixed precision fine-tuning (GPU)", state.MIXED_PRECISION, False, area,
+    help="Fine-tune in float16 with float32 weights on a GPU with compute capability 7.0+; "
+         "elsewhere it falls back to float32 and the report says so.",
+) if finetune else False
 
 prunable_layers = baseline.layers.loc[baseline.layers["prunable"], "name"].tolist()
 excluded = persistent(
@@ -64,7 +69,7 @@ try:
     spec = PruneSpec(
         model=model_ref, data=data_ref, method=method_name, sparsity=float(sparsity), scope=scope,
         layers=None if not excluded else selected, finetune_epochs=int(finetune),
-        layer_sparsity=tuple(plan.items()) if plan else None,
+        layer_sparsity=tuple(plan.items()) if plan else None, mixed_precision=bool(mixed),
     )
     bar = st.empty()
     if busy := backend.queue_note():  # the worker runs one job at a time: say why this one may wait

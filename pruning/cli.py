@@ -53,7 +53,7 @@ def _prune_spec(args: argparse.Namespace):
     spec = PruneSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), method=args.method,
         sparsity=args.sparsity, scope=args.scope, layers=layers,
-        finetune_epochs=args.finetune_epochs, seed=args.seed,
+        finetune_epochs=args.finetune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
     )
     return spec, None
 
@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--scope", default="layer", choices=["layer", "global"])
     prune.add_argument("--layers", default=None, help="comma-separated layers to prune (default: all prunable)")
     prune.add_argument("--finetune-epochs", type=int, default=0)
+    prune.add_argument("--mixed-precision", action="store_true",
+                       help="fine-tune in mixed float16 on a GPU with compute capability >= 7.0")
     prune.add_argument("--seed", type=int, default=0)
     prune.add_argument("--out", default=None, help="save the pruned model to this .keras file")
     prune.add_argument("--json", action="store_true", help="print one JSON object")
@@ -299,8 +301,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_executor_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--executor", default="inline", choices=["inline", "worker"],
-                        help="inline: in this process (default); worker: in a spawned process, as the app does")
+    parser.add_argument("--executor", default="inline", choices=["inline", "worker", "ray"],
+                        help="inline: in this process (default); worker: in a spawned process, as the app does; "
+                             "ray: on the Ray cluster at RAY_ADDRESS, or a local one (pip install -r requirements-ray.txt)")
 
 
 def add_sweep_command(sub) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 from ._keras import device_name, keras, tf
 from .baselines import home, load_baseline
 from .calibration import recalibrate_batchnorm
+from .training import mixed_precision_supported, train_masked
 from .datasets import Dataset, load_dataset
 from .errors import BadInput
 from .methods import PruneRequest, get_method
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 TRAIN_EVAL_LIMIT = 2000  # train accuracy on at most this many training samples
 HIST_BINS = 40
 MASK_IMAGE_CELLS = 48
-FINETUNE_BATCH = 64
-FINETUNE_LR = 1e-3
 
 
 def environment() -> dict[str, str]:
@@ -182,12 +181,11 @@ class Workbench:
 
     # -- fine-tuning -----------------------------------------------------------------
     def finetune(self, masks: dict[str, np.ndarray], epochs: int, seed: int,
-                 on_progress: Optional[ProgressFn] = None) -> None:
+                 on_progress: Optional[ProgressFn] = None, mixed: bool = False) -> None:
         """Train the working model for `epochs`, re-applying the masks after every step."""
         self._dirty_all = True
-        pairs = [(self._variables[pw.index], tf.constant(masks[pw.key], dtype=tf.float32))
-                 for pw in self.prunable if pw.key in masks]
-        _train(self.model, pairs, self.dataset, epochs, seed, on_progress)
+        by_index = {pw.index: masks[pw.key] for pw in self.prunable if pw.key in masks}
+        train_masked(self.model, by_index, self.dataset, epochs, seed, on_progress, mixed=mixed)
 
     # -- reports ---------------------------------------------------------------------
     def baseline_report(self, seed: int = 0) -> BaselineReport:
@@ -251,10 +249,11 @@ class Workbench:
         self.apply_masks(result.masks)
         prune_s = time.perf_counter() - t0
         finetune_s = 0.0
+        mixed = use_mixed_precision(spec)
         # methods that need training ran the fine-tune epochs themselves
         if spec.finetune_epochs and "training" not in method.needs:
             t0 = time.perf_counter()
-            self.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress)
+            self.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress, mixed=mixed)
             finetune_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         pruned = self.evaluate(spec)
@@ -274,7 +273,7 @@ class Workbench:
             timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s,
                       "total": time.perf_counter() - start},
             model_path=str(model_path), environment=dict(self.env),
-            notes=_notes(method.granularity) + result.notes,
+            notes=_notes(method.granularity) + result.notes + _precision_notes(spec, method),
         )
         self.reset()
         return report
@@ -289,10 +288,10 @@ class Workbench:
         if spec.finetune_epochs and "training" not in method.needs:
             t0 = time.perf_counter()
             # keep the zeros a mask method left; a shrunk model has none to keep
-            pairs = [] if method.granularity == "structured" else [
-                (new.weights[pw.index], tf.constant(new.weights[pw.index].numpy() != 0, dtype=tf.float32))
-                for pw in find_prunable(new)]
-            _train(new, pairs, self.dataset, spec.finetune_epochs, spec.seed, on_progress)
+            keep = {} if method.granularity == "structured" else {
+                pw.index: new.weights[pw.index].numpy() != 0 for pw in find_prunable(new)}
+            train_masked(new, keep, self.dataset, spec.finetune_epochs, spec.seed, on_progress,
+                         mixed=use_mixed_precision(spec))
             finetune_s = time.perf_counter() - t0
         recalibrated = 0
         if method.granularity == "structured":
@@ -315,7 +314,7 @@ class Workbench:
         for key, value in request.sparsity.items():
             layer = key.split("/")[0]
             targets[layer] = max(value, targets.get(layer, 0.0))
-        notes = _notes(method.granularity) + result.notes
+        notes = _notes(method.granularity) + result.notes + _precision_notes(spec, method)
         if method.granularity == "structured":
             notes += (_speedup_note(baseline, pruned, spec, self.env["device"]),)
         if recalibrated:
@@ -444,32 +443,18 @@ class Workbench:
         return out
 
 
-def _train(model: keras.Model, pairs: list, ds: Dataset, epochs: int, seed: int,
-           on_progress: Optional[ProgressFn] = None) -> None:
-    """Train `model` in place; each (variable, mask) pair is re-masked after every step."""
-    if not ds.has_train:
-        raise BadInput(f"{ds.name} has no x_train/y_train: fine-tuning needs training data")
-    optimizer = keras.optimizers.Adam(FINETUNE_LR)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+def use_mixed_precision(spec: PruneSpec) -> bool:
+    """Mixed float16 fine-tuning only when asked for and a GPU can run it fast."""
+    return spec.mixed_precision and spec.finetune_epochs > 0 and mixed_precision_supported()
 
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses or [0.0])
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        for variable, mask in pairs:
-            variable.assign(variable * mask)
-        return loss
 
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        order = rng.permutation(len(ds.x_train))
-        for i in range(0, len(order), FINETUNE_BATCH):
-            idx = order[i : i + FINETUNE_BATCH]
-            step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
-        if on_progress:
-            on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}")
+def _precision_notes(spec: PruneSpec, method) -> tuple[str, ...]:
+    if not spec.mixed_precision or not spec.finetune_epochs or "training" in method.needs:
+        return ()
+    if use_mixed_precision(spec):
+        return ("Fine-tuned in mixed precision (float16 compute, float32 weights, loss scaling).",)
+    return ("Mixed precision needs a GPU with compute capability 7.0 or newer, and none is visible: "
+            "fine-tuned in float32.",)
 
 
 def _downsample(image: np.ndarray, cells: int) -> np.ndarray:

@@ -136,6 +136,7 @@ class PruneSpec(SpecCodec):
     # `sparsity` for those tensors (e.g. from sensitivity.plan_sparsity). A tuple, so the
     # spec stays hashable.
     layer_sparsity: Optional[tuple[tuple[str, float], ...]] = None
+    mixed_precision: bool = False  # fine-tune in float16 where the GPU supports it
 
     def __post_init__(self) -> None:
         validate_sparsity(self.sparsity)

@@ -53,3 +53,4 @@ RUNS_FOCUS = "ps_runs_focus"  # the one run to rename, note, delete, re-run, exp
 RUNS_PARETO = "ps_runs_pareto"  # "model · dataset" whose runs the Pareto charts show
 RUNS_REPORT = "ps_runs_report"  # run id whose HTML report was built (shown as a download)
 PRESENTATION = "ps_presentation"
+MIXED_PRECISION = "ps_mixed_precision"

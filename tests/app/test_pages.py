@@ -160,3 +160,20 @@ def test_structured_method_shows_the_shape_diff(tiny_refs):
     assert diff.loc["hidden", ["shape_before", "shape_after"]].tolist() == ["(64, 16)", "(32, 16)"]
     assert not any("Masks set weights to zero" in c.value for c in at.caption)
     assert "Latency (batch 32)" in metrics(at)
+
+
+def test_mixed_precision_checkbox_falls_back_honestly_without_a_gpu(tiny_refs):
+    model, data = tiny_refs
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
+    at.session_state[state.DATA_FILE] = dict(data.__dict__)
+    at.session_state[state.MODEL] = state.UPLOADED_MODEL
+    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at.run()
+    assert not at.checkbox  # only offered when there is fine-tuning to do
+    at.number_input(key=state.widget_key(state.FINETUNE)).set_value(1).run()
+    at.checkbox(key=state.widget_key(state.MIXED_PRECISION)).check().run()
+    assert not at.exception
+    notes = [c.value for c in at.caption]
+    # this machine has no GPU: the report says what really happened
+    assert any("fine-tuned in float32" in n for n in notes) or any("mixed precision (float16" in n for n in notes)
