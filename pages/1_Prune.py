@@ -44,6 +44,12 @@ finetune = persistent(
     help="Train with the masks fixed after pruning (zeros stay zeros). Needs training data.",
 )
 area.caption(f"**{method_name}** — {method['description']} Granularity: {method['granularity']}.")
+has_bn = bool((baseline.layers["type"] == "BatchNormalization").any())
+recalibrate = persistent(
+    st.checkbox, "Re-estimate BatchNorm statistics after pruning", state.RECALIBRATE_BN, False, area,
+    help="Zeroed weights shift what every BatchNorm sees; re-estimating its moving averages on "
+         "training data (no weights trained) often recovers much of the one-shot loss.",
+) if has_bn else False
 mixed = persistent(
     st.checkbox, "Mixed precision fine-tuning (GPU)", state.MIXED_PRECISION, False, area,
     help="Fine-tune in float16 with float32 weights on a GPU with compute capability 7.0+; "
@@ -70,6 +76,7 @@ try:
         model=model_ref, data=data_ref, method=method_name, sparsity=float(sparsity), scope=scope,
         layers=None if not excluded else selected, finetune_epochs=int(finetune),
         layer_sparsity=tuple(plan.items()) if plan else None, mixed_precision=bool(mixed),
+        recalibrate_bn=bool(recalibrate),
     )
     bar = st.empty()
     if busy := backend.queue_note():  # the worker runs one job at a time: say why this one may wait

@@ -54,6 +54,7 @@ def _prune_spec(args: argparse.Namespace):
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), method=args.method,
         sparsity=args.sparsity, scope=args.scope, layers=layers,
         finetune_epochs=args.finetune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
+        recalibrate_bn=args.recalibrate_bn,
     )
     return spec, None
 
@@ -150,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--scope", default="layer", choices=["layer", "global"])
     prune.add_argument("--layers", default=None, help="comma-separated layers to prune (default: all prunable)")
     prune.add_argument("--finetune-epochs", type=int, default=0)
+    prune.add_argument("--recalibrate-bn", action="store_true",
+                       help="re-estimate BatchNorm statistics on training data after pruning")
     prune.add_argument("--mixed-precision", action="store_true",
                        help="fine-tune in mixed float16 on a GPU with compute capability >= 7.0")
     prune.add_argument("--seed", type=int, default=0)

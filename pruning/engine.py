@@ -255,6 +255,12 @@ class Workbench:
             t0 = time.perf_counter()
             self.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress, mixed=mixed)
             finetune_s = time.perf_counter() - t0
+        recalibrated = 0
+        if spec.recalibrate_bn:
+            # zeroed weights shift every BatchNorm's input statistics as surgery does;
+            # only the moving averages change, and reset() restores them afterwards
+            recalibrated = recalibrate_batchnorm(self.model, self.dataset, spec.seed)
+            self._dirty_all = self._dirty_all or bool(recalibrated)
         t0 = time.perf_counter()
         pruned = self.evaluate(spec)
         evaluate_s = time.perf_counter() - t0
@@ -273,7 +279,8 @@ class Workbench:
             timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s,
                       "total": time.perf_counter() - start},
             model_path=str(model_path), environment=dict(self.env),
-            notes=_notes(method.granularity) + result.notes + _precision_notes(spec, method),
+            notes=_notes(method.granularity) + result.notes + _precision_notes(spec, method)
+            + _recalibration_notes(spec, recalibrated),
         )
         self.reset()
         return report
@@ -294,7 +301,7 @@ class Workbench:
                          mixed=use_mixed_precision(spec))
             finetune_s = time.perf_counter() - t0
         recalibrated = 0
-        if method.granularity == "structured":
+        if method.granularity == "structured" or spec.recalibrate_bn:
             # removed channels shift every later layer's input statistics; re-estimating
             # BatchNorm's moving statistics on training data (adaptive BN, Li et al. 2020)
             # recovers most of the one-shot loss without any gradient step
@@ -446,6 +453,15 @@ class Workbench:
 def use_mixed_precision(spec: PruneSpec) -> bool:
     """Mixed float16 fine-tuning only when asked for and a GPU can run it fast."""
     return spec.mixed_precision and spec.finetune_epochs > 0 and mixed_precision_supported()
+
+
+def _recalibration_notes(spec: PruneSpec, recalibrated: int) -> tuple[str, ...]:
+    if not spec.recalibrate_bn:
+        return ()
+    if recalibrated:
+        return (f"BatchNorm statistics re-estimated on {recalibrated:,} training samples after pruning "
+                "(no weights trained).",)
+    return ("No BatchNorm statistics to re-estimate (no BatchNorm layer, or no training data).",)
 
 
 def _precision_notes(spec: PruneSpec, method) -> tuple[str, ...]:

@@ -137,6 +137,7 @@ class PruneSpec(SpecCodec):
     # spec stays hashable.
     layer_sparsity: Optional[tuple[tuple[str, float], ...]] = None
     mixed_precision: bool = False  # fine-tune in float16 where the GPU supports it
+    recalibrate_bn: bool = False  # re-estimate BatchNorm statistics after masking (always after surgery)
 
     def __post_init__(self) -> None:
         validate_sparsity(self.sparsity)

@@ -54,3 +54,4 @@ RUNS_PARETO = "ps_runs_pareto"  # "model · dataset" whose runs the Pareto chart
 RUNS_REPORT = "ps_runs_report"  # run id whose HTML report was built (shown as a download)
 PRESENTATION = "ps_presentation"
 MIXED_PRECISION = "ps_mixed_precision"
+RECALIBRATE_BN = "ps_recalibrate_bn"

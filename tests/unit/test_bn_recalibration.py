@@ -41,3 +41,47 @@ def test_nothing_to_do_without_batchnorm_or_train_data():
     model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(2)])
     x = np.zeros((4, 3), np.float32)
     assert recalibrate_batchnorm(model, Dataset("d", x, np.zeros(4, np.int64), x, np.zeros(4, np.int64), 2), 0) == 0
+
+
+@pytest.fixture(scope="module")
+def bn_model_file(tmp_path_factory, tiny_npz):
+    from conftest import CLASSES, INPUT_SHAPE
+
+    from pruning._keras import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.layers.Input(INPUT_SHAPE)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(CLASSES, activation="softmax", name="out")(x)
+    model = keras.Model(inputs, outputs)
+    data = np.load(tiny_npz)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(data["x_train"], data["y_train"], epochs=3, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("bn") / "bn.keras"
+    model.save(path)
+    return path
+
+
+def test_prune_can_re_estimate_batchnorm_after_masks(engine, bn_model_file, tiny_npz):
+    from pruning._keras import keras
+    from pruning.baselines import weights_checksum
+    from pruning.specs import DataRef, ModelRef, PruneSpec
+
+    model, data = ModelRef.parse(str(bn_model_file)), DataRef.parse(str(tiny_npz))
+    bench = engine.workbench(model, data)
+    base = weights_checksum(bench.base_weights)
+    plain = engine.prune(PruneSpec(model=model, data=data, sparsity=0.7))
+    fixed = engine.prune(PruneSpec(model=model, data=data, sparsity=0.7, recalibrate_bn=True))
+
+    assert fixed.sparsity == plain.sparsity and fixed.pruned["nonzero_params"] == plain.pruned["nonzero_params"]
+    assert any("BatchNorm statistics re-estimated on 256 training samples" in n for n in fixed.notes)
+    assert not any("BatchNorm" in n for n in plain.notes)
+    saved = {w.name: w.numpy() for w in keras.models.load_model(fixed.model_path).weights}
+    unsaved = {w.name: w.numpy() for w in keras.models.load_model(plain.model_path).weights}
+    moving = [name for name in saved if "moving_mean" in name]
+    assert moving and not np.allclose(saved[moving[0]], unsaved[moving[0]])  # only the statistics moved
+    assert all(np.array_equal(saved[n], unsaved[n]) for n in saved if "moving" not in n)
+    assert weights_checksum(bench.current_weights()) == base  # the working model is back at base
