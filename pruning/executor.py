@@ -1,7 +1,8 @@
 """Executors run specs and hand back plain-data reports (DESIGN §3).
 
 Pages and the CLI talk to an `Executor`; the inline one runs in this process, the worker one
-(pruning/worker.py, the app's default) in a spawned process. A distributed one comes later.
+(pruning/worker.py, the app's default) in a spawned process, the Ray one (pruning/ray_executor.py,
+optional) on actors of a Ray cluster.
 """
 from __future__ import annotations
 
@@ -75,11 +76,18 @@ def _worker() -> Executor:
     return WorkerExecutor()
 
 
-EXECUTORS = {"inline": InlineExecutor, "worker": _worker}
+def _ray() -> Executor:
+    from .ray_executor import RayExecutor  # Ray is optional (requirements-ray.txt): imported only when chosen
+
+    return RayExecutor()
+
+
+EXECUTORS = {"inline": InlineExecutor, "worker": _worker, "ray": _ray}
 
 
 def make_executor(kind: str = "inline") -> Executor:
-    """`inline` (this process) or `worker` (a spawned process that owns TensorFlow)."""
+    """`inline` (this process), `worker` (a spawned process that owns TensorFlow) or `ray`
+    (actors on the cluster at RAY_ADDRESS, or on a local Ray instance)."""
     if kind not in EXECUTORS:
         raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
     return EXECUTORS[kind]()

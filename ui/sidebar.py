@@ -89,6 +89,10 @@ def select_model_and_data() -> tuple[ModelRef, DataRef]:
     data_ref = DataRef(**st.session_state[state.DATA_FILE]) if dataset == state.UPLOADED_DATA else DataRef(dataset)
     model_ref = ModelRef(**st.session_state[state.MODEL_FILE]) if model == state.UPLOADED_MODEL else ModelRef(model)
     sidebar.caption(f"Device: {backend.device()}")
+    executor = backend.get_executor()
+    if executor.name == "ray":  # only there is describe() cheap: the worker's would queue behind jobs
+        about = executor.describe()
+        sidebar.caption(f"Executor: ray, {about['nodes']} node(s), {about['cpus']:g} CPUs, {about['gpus']:g} GPUs")
     return model_ref, data_ref
 
 

@@ -235,8 +235,8 @@ def test_worker_is_recycled_after_n_jobs_and_past_its_memory_limit(worker):
 
 def test_make_executor_knows_the_worker():
     assert isinstance(make_executor("worker"), WorkerExecutor)
-    with pytest.raises(ValueError, match="inline, worker"):
-        make_executor("ray")
+    with pytest.raises(ValueError, match="inline, worker, ray"):
+        make_executor("nope")
 
 
 def test_the_streamlit_process_never_imports_tensorflow():
