@@ -12,6 +12,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180
 
 
+def prune_page_with_files(model, data) -> AppTest:
+    """The Prune page of a session that uploaded `model` and `data` and picked them."""
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
+    at.session_state[state.DATA_FILE] = dict(data.__dict__)
+    at.session_state[state.MODEL] = state.UPLOADED_MODEL
+    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    return at
+
+
 def metrics(at: AppTest) -> dict[str, tuple[str, str]]:
     return {m.label: (m.value, m.delta) for m in at.metric}
 
@@ -72,11 +82,7 @@ def test_prune_page_opened_directly_uses_defaults_and_renders():
 
 def test_prune_page_with_uploaded_model(tiny_refs):
     model, data = tiny_refs
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
-    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
-    at.session_state[state.DATA_FILE] = dict(data.__dict__)
-    at.session_state[state.MODEL] = state.UPLOADED_MODEL
-    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at = prune_page_with_files(model, data)
     at.session_state[state.SPARSITY] = 0.25
     at.run()
     assert not at.exception
@@ -144,11 +150,7 @@ def test_sensitivity_plan_is_applied_and_can_be_cleared():
 
 def test_structured_method_shows_the_shape_diff(tiny_refs):
     model, data = tiny_refs
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
-    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
-    at.session_state[state.DATA_FILE] = dict(data.__dict__)
-    at.session_state[state.MODEL] = state.UPLOADED_MODEL
-    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at = prune_page_with_files(model, data)
     at.session_state[state.METHOD] = "filters-l1"
     at.run()
     assert not at.exception
@@ -164,11 +166,7 @@ def test_structured_method_shows_the_shape_diff(tiny_refs):
 
 def test_mixed_precision_checkbox_falls_back_honestly_without_a_gpu(tiny_refs):
     model, data = tiny_refs
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
-    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
-    at.session_state[state.DATA_FILE] = dict(data.__dict__)
-    at.session_state[state.MODEL] = state.UPLOADED_MODEL
-    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at = prune_page_with_files(model, data)
     at.run()
     assert not at.checkbox  # only offered when there is fine-tuning to do
     at.number_input(key=state.widget_key(state.FINETUNE)).set_value(1).run()
