@@ -10,7 +10,8 @@ from pruning.errors import BadInput
 from pruning.specs import PruneSpec
 from ui import backend, cards, charts, state
 from ui.sidebar import (
-    controls_area, load_baseline, persistent, presentation_toggle, select_model_and_data, show_chart, show_error,
+    controls_area, load_baseline, persistent, presentation_toggle, progress_to, select_model_and_data, show_chart,
+    show_error,
 )
 
 st.set_page_config(page_title="PruneScope · Prune", page_icon="✂️", layout="wide")
@@ -81,7 +82,7 @@ try:
     bar = st.empty()
     if busy := backend.queue_note():  # the worker runs one job at a time: say why this one may wait
         bar.caption(f"Worker busy: {busy}. Yours runs when its turn comes.")
-    report = backend.prune(spec, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    report = backend.prune(spec, progress_to(bar))
     bar.empty()
 except BadInput as exc:
     show_error(exc)

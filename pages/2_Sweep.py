@@ -10,7 +10,7 @@ import streamlit as st
 from pruning.errors import BadInput
 from pruning.sweep import SweepSpec, seed_table, to_markdown
 from ui import backend, charts, state
-from ui.sidebar import load_baseline, persistent, select_model_and_data, show_error
+from ui.sidebar import load_baseline, persistent, progress_to, run_gate, select_model_and_data, show_error
 
 st.set_page_config(page_title="PruneScope · Sweep", page_icon="📈", layout="wide")
 model_ref, data_ref = select_model_and_data()
@@ -41,17 +41,7 @@ except BadInput as exc:
     show_error(exc)
     st.stop()
 st.caption(f"{len(spec.points())} points: {len(spec.methods)} method(s) x {len(spec.rates)} sparsities.")
-if st.button("Run sweep", type="primary", key="run_sweep"):
-    st.session_state[state.SWEEP_SPEC] = spec.to_json()
-
-if st.session_state.get(state.SWEEP_SPEC) != spec.to_json():
-    st.info("Choose methods and sparsities, then press **Run sweep**.")
-    st.stop()
-
-# A click reruns the page, which stops the job in the worker (finished points stay stored,
-# the run is marked interrupted); forgetting the spec keeps the rerun from resuming it.
-st.button("Cancel sweep", key="cancel_sweep", on_click=st.session_state.pop, args=(state.SWEEP_SPEC, None),
-          help="Stops the running sweep. Finished points are kept; Run sweep resumes from them.")
+run_gate(spec.to_json(), state.SWEEP_SPEC, "sweep")
 bar, live = st.empty(), st.empty()
 streamed: list[dict] = []
 
@@ -66,7 +56,7 @@ def on_point(row: dict) -> None:
 
 try:
     report = backend.sweep(spec, on_point=on_point,
-                           on_progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+                           on_progress=progress_to(bar))
 except BadInput as exc:
     bar.empty()
     show_error(exc)

@@ -11,7 +11,7 @@ from pruning.errors import BadInput
 from pruning.sensitivity import SensitivitySpec, plan_spec
 from pruning.specs import PruneSpec
 from ui import backend, cards, charts, state
-from ui.sidebar import load_baseline, persistent, select_model_and_data, show_error
+from ui.sidebar import load_baseline, persistent, progress_to, run_gate, select_model_and_data, show_error
 
 st.set_page_config(page_title="PruneScope · Sensitivity", page_icon="🌡️", layout="wide")
 model_ref, data_ref = select_model_and_data()
@@ -32,17 +32,10 @@ try:
 except BadInput as exc:
     show_error(exc)
     st.stop()
-if st.button("Run scan", type="primary", key="run_scan"):
-    st.session_state[state.SENS_SPEC] = spec.to_json()
-if st.session_state.get(state.SENS_SPEC) != spec.to_json():
-    st.info("Choose the sparsities, then press **Run scan**.")
-    st.stop()
-
-st.button("Cancel scan", key="cancel_scan", on_click=st.session_state.pop, args=(state.SENS_SPEC, None),
-          help="Stops the running scan (a click reruns the page, which stops the worker's job).")
+run_gate(spec.to_json(), state.SENS_SPEC, "scan")
 bar = st.empty()
 try:
-    report = backend.sensitivity(spec, on_progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    report = backend.sensitivity(spec, on_progress=progress_to(bar))
 except BadInput as exc:
     bar.empty()
     show_error(exc)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pruning.errors import BadInput
 from ui import backend, cards, charts, state
-from ui.sidebar import persistent, show_error
+from ui.sidebar import persistent, progress_to, show_error
 
 st.set_page_config(page_title="PruneScope · Runs", page_icon="🗂️", layout="wide")
 st.sidebar.caption(f"Device: {backend.device()}")
@@ -128,7 +128,7 @@ if run.kind == "prune" and actions[0].button("Re-run", key="run_rerun",
                                              help="Prune the same spec again and store it as a new run."):
     bar = st.empty()
     try:
-        new_id = backend.rerun(run.id, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+        new_id = backend.rerun(run.id, progress_to(bar))
     except BadInput as exc:
         show_error(exc)
     else:

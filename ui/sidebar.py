@@ -101,13 +101,34 @@ def show_error(exc: BadInput) -> None:
     st.error(str(exc), icon="⚠️")
 
 
+def progress_to(slot):
+    """An `on_progress(fraction, message)` callback drawing into the placeholder `slot`."""
+
+    def on_progress(fraction: float, message: str) -> None:
+        slot.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    return on_progress
+
+
+def run_gate(spec_json: str, key: str, noun: str) -> None:
+    """Run/Cancel for long jobs: nothing runs until the button stores the spec under `key`.
+
+    Cancel forgets the spec; its click reruns the page, which stops the job in the worker
+    (finished points stay stored, the run is marked interrupted) and keeps it from resuming.
+    """
+    if st.button(f"Run {noun}", type="primary", key=f"run_{noun}"):
+        st.session_state[key] = spec_json
+    if st.session_state.get(key) != spec_json:
+        st.info(f"Choose the settings above, then press **Run {noun}**.")
+        st.stop()
+    st.button(f"Cancel {noun}", key=f"cancel_{noun}", on_click=st.session_state.pop, args=(key, None),
+              help=f"Stops the running {noun}; finished points are kept.")
+
+
 def load_baseline(model: ModelRef, data: DataRef):
     """The baseline report, with a progress bar while a zoo model trains on first use."""
     bar = st.empty()
-
-    def on_progress(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
+    on_progress = progress_to(bar)
     try:
         with st.spinner(f"Loading {model.label} on {data.name} (trained once on first use)..."):
             report = backend.baseline(model, data, on_progress)
