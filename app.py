@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pruning.errors import BadInput
-from pruning.inspect_model import inspect_model_file
+from pruning.model.safety import inspect_model_file
 from pruning.specs import DataRef, ModelRef, file_sha256
 from ui import cards, state
 from ui.sidebar import load_baseline, save_upload, select_model_and_data, show_error

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pruning._keras import device_name, tf  # noqa: E402
-from pruning.engine import Engine  # noqa: E402
+from pruning.run.engine import Engine  # noqa: E402
 from pruning.specs import DataRef, ModelRef, PruneSpec  # noqa: E402
 
 

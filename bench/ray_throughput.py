@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pruning.ray_executor import RayExecutor  # noqa: E402
-from pruning.sensitivity import SensitivitySpec  # noqa: E402
+from pruning.executors.ray_actors import RayExecutor  # noqa: E402
+from pruning.run.sensitivity import SensitivitySpec  # noqa: E402
 from pruning.specs import DataRef, ModelRef  # noqa: E402
-from pruning.sweep import FINE_RATES, SweepSpec  # noqa: E402
+from pruning.run.sweep import FINE_RATES, SweepSpec  # noqa: E402
 
 
 def timed_sweep(executor: RayExecutor, spec: SweepSpec, workers: int) -> dict:

@@ -15,9 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pruning.engine import Workbench  # noqa: E402
-from pruning.metrics import accuracy_and_loss, predict  # noqa: E402
-from pruning.sensitivity import DEFAULT_RATES, SensitivitySpec, run_sensitivity  # noqa: E402
+from pruning.run.engine import Workbench  # noqa: E402
+from pruning.measure.metrics import accuracy_and_loss, predict  # noqa: E402
+from pruning.run.sensitivity import DEFAULT_RATES, SensitivitySpec, run_sensitivity  # noqa: E402
 from pruning.specs import DataRef, ModelRef  # noqa: E402
 
 

@@ -30,9 +30,9 @@ def main() -> int:
     os.environ.setdefault("PRUNESCOPE_HOME", tempfile.mkdtemp(prefix="prunescope-kill-"))
 
     from pruning.specs import DataRef, ModelRef, PruneSpec
-    from pruning.store import open_store
-    from pruning.sweep import FINE_RATES, SweepSpec
-    from pruning.worker import WorkerDied, WorkerExecutor
+    from pruning.runs.store import open_store
+    from pruning.run.sweep import FINE_RATES, SweepSpec
+    from pruning.executors.worker import WorkerDied, WorkerExecutor
 
     model, data = ModelRef.parse(args.model), DataRef.parse(args.dataset)
     spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=FINE_RATES)

@@ -27,7 +27,7 @@ def main() -> int:
     os.environ["PRUNESCOPE_EXECUTOR"] = "worker"
 
     from pruning.specs import DataRef, ModelRef, PruneSpec
-    from pruning.worker import rss_bytes
+    from pruning.executors.worker import rss_bytes
 
     model, data = ModelRef.parse(args.model), DataRef.parse(args.dataset)
     if args.through == "backend":
@@ -35,7 +35,7 @@ def main() -> int:
 
         executor, prune = backend.get_executor(), backend.prune
     else:
-        from pruning.executor import make_executor
+        from pruning.executors.base import make_executor
 
         executor = make_executor("worker")
         prune = executor.prune

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
-from pruning.sweep import SweepSpec, seed_table, to_markdown
+from pruning.run.sweep import SweepSpec, seed_table, to_markdown
 from ui import backend, charts, state
 from ui.sidebar import load_baseline, persistent, progress_to, run_gate, select_model_and_data, show_error
 

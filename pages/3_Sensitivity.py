@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
-from pruning.sensitivity import SensitivitySpec, plan_spec
+from pruning.run.sensitivity import SensitivitySpec, plan_spec
 from pruning.specs import PruneSpec
 from ui import backend, cards, charts, state
 from ui.sidebar import load_baseline, persistent, progress_to, run_gate, select_model_and_data, show_error

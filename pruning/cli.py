@@ -40,7 +40,7 @@ def _prune_spec(args: argparse.Namespace):
     given = [flag for flag, value in (("--model", args.model), ("--dataset", args.dataset),
                                       ("--method", args.method), ("--sparsity", args.sparsity)) if value is not None]
     if args.recipe:
-        from .export import read_recipe
+        from .runs.export import read_recipe
 
         if given or args.layers is not None:
             raise BadInput(f"--recipe fixes the whole spec: drop {', '.join(given or ['--layers'])}")
@@ -60,8 +60,8 @@ def _prune_spec(args: argparse.Namespace):
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .executor import make_executor
-    from .store import open_store
+    from .executors.base import make_executor
+    from .runs.store import open_store
 
     spec, recipe = _prune_spec(args)
     executor = make_executor(args.executor)
@@ -71,7 +71,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     )
     check = None
     if recipe is not None:
-        from .export import recipe_check
+        from .runs.export import recipe_check
 
         check = recipe_check(recipe, report.sparsity, report.pruned["accuracy"])
         if not check["reproduced"]:
@@ -111,7 +111,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .zoo import ZOO
+    from .model.zoo import ZOO
 
     for name, entry in ZOO.items():
         print(f"{name:<10} {entry.description} (trained {entry.epochs} epochs on first use)")
@@ -119,7 +119,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .datasets import DATASETS
+    from .model.datasets import DATASETS
 
     notes = {"digits": "scikit-learn's bundled 8x8 digits (offline)"}
     for name in DATASETS:
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- the run store: runs, export, report ------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .store import open_store
+    from .runs.store import open_store
 
     runs = open_store().list(kind=args.kind, model=args.model, dataset=args.dataset, method=args.method)
     rows = [run.summary() for run in runs]
@@ -197,8 +197,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import EXPORTERS, ExportError
-    from .store import open_store
+    from .runs.export import EXPORTERS, ExportError
+    from .runs.store import open_store
 
     store = open_store()
     run = store.get(args.run_id)
@@ -216,8 +216,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
-    from .store import open_store
+    from .runs.report import write_report
+    from .runs.store import open_store
 
     path = write_report(open_store(), args.run_id, args.out)
     print(f"report of run {args.run_id} written to {path} (one file, opens offline)")
@@ -225,7 +225,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_run_commands(sub) -> None:
-    from .export import EXPORTERS  # light: TensorFlow loads only when a model is converted
+    from .runs.export import EXPORTERS  # light: TensorFlow loads only when a model is converted
 
     runs = sub.add_parser("runs", help="list stored runs (newest first)")
     runs.add_argument("--kind", choices=["prune", "sweep", "sensitivity"])
@@ -270,10 +270,10 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .executor import make_executor
+    from .executors.base import make_executor
     from .specs import DataRef, ModelRef
-    from .store import open_store
-    from .sweep import SweepSpec, to_markdown
+    from .runs.store import open_store
+    from .run.sweep import SweepSpec, to_markdown
 
     spec = SweepSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), methods=_names(args.methods),
@@ -327,10 +327,10 @@ def add_sweep_command(sub) -> None:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from .executor import make_executor
-    from .sensitivity import SensitivitySpec, plan_sparsity, sensitivity_outcome
+    from .executors.base import make_executor
+    from .run.sensitivity import SensitivitySpec, plan_sparsity, sensitivity_outcome
     from .specs import DataRef, ModelRef
-    from .store import open_store
+    from .runs.store import open_store
 
     spec = SensitivitySpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_rates(args.rates),

@@ -76,6 +76,6 @@ def tiny_refs(tiny_model_file, tiny_npz):
 
 @pytest.fixture(scope="session")
 def engine():
-    from pruning.engine import Engine
+    from pruning.run.engine import Engine
 
     return Engine(capacity=4)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import streamlit as st
 
-from pruning.executor import Executor, make_executor
+from pruning.executors.base import Executor, make_executor
 from pruning.specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
 
 
@@ -106,7 +106,7 @@ def model_names() -> list[str]:
 
 @st.cache_data(show_spinner=False)
 def dataset_names() -> list[str]:
-    from pruning.datasets import DATASETS
+    from pruning.model.datasets import DATASETS
 
     return list(DATASETS)
 
@@ -124,14 +124,14 @@ def read_bytes(path: str) -> bytes:
 
 # -- sweeps and sensitivity (issue 4) -------------------------------------------------------
 from pruning.errors import BadInput  # noqa: E402
-from pruning.sensitivity import SensitivityReport, SensitivitySpec, plan_sparsity, sensitivity_outcome  # noqa: E402
-from pruning.sweep import SweepReport, SweepSpec, report_from_rows  # noqa: E402
+from pruning.run.sensitivity import SensitivityReport, SensitivitySpec, plan_sparsity, sensitivity_outcome  # noqa: E402
+from pruning.run.sweep import SweepReport, SweepSpec, report_from_rows  # noqa: E402
 
 
 @st.cache_resource(show_spinner=False)
 def run_store():
     """The process-wide run store ($PRUNESCOPE_HOME/runs.db)."""
-    from pruning.store import open_store
+    from pruning.runs.store import open_store
 
     return open_store()
 
@@ -288,7 +288,7 @@ def tflite_export(run_id: int) -> dict:
     check it against Keras; returns TFLiteExport.to_dict() plus the file path."""
     from pathlib import Path
 
-    from pruning.export import ExportError, export_tflite
+    from pruning.runs.export import ExportError, export_tflite
 
     run = run_store().get(run_id)
     stored = run.details.get("tflite")
@@ -302,7 +302,7 @@ def tflite_export(run_id: int) -> dict:
 
 
 def recipe_bytes(run_id: int) -> bytes:
-    from pruning.export import make_recipe
+    from pruning.runs.export import make_recipe
 
     return (json.dumps(make_recipe(run_store().get(run_id)), indent=2, sort_keys=True) + "\n").encode()
 
@@ -310,7 +310,7 @@ def recipe_bytes(run_id: int) -> bytes:
 def report_html(run_id: int) -> bytes:
     """The one-file HTML report (about 5 MB: plotly.js is inside, so it opens offline);
     rebuilt only when what it shows changed (name, note, TFLite figures, sweeps)."""
-    from pruning.report import build_report, related_sweeps
+    from pruning.runs.report import build_report, related_sweeps
 
     run = run_store().get(run_id)
     sweeps = related_sweeps(run_store(), run)
@@ -333,6 +333,6 @@ def delete_run(run_id: int) -> None:
 
 
 def size_stages(run_id: int) -> pd.DataFrame:
-    from pruning.export import size_waterfall
+    from pruning.runs.export import size_waterfall
 
     return size_waterfall(run_store().get(run_id))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pruning.palette import BASELINE_COLOR, method_color  # one colour table for the app and the reports
+from pruning.runs.palette import BASELINE_COLOR, method_color  # one colour table for the app and the reports
 
 ZERO_COLOR = "#d62728"
 
@@ -222,6 +222,6 @@ def compare_curves_figure(curves: Sequence[tuple[str, Sequence[Mapping[str, Any]
 def size_waterfall_figure(stages: pd.DataFrame) -> go.Figure:
     """Bytes from the dense .keras file to gzipped TFLite (export.size_waterfall's frame);
     the same figure the HTML report shows."""
-    from pruning.report import waterfall_figure
+    from pruning.runs.report import waterfall_figure
 
     return waterfall_figure(stages)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from ..errors import BadInput
-from ..masks import global_masks, layer_masks
+from ..core.masks import global_masks, layer_masks
 
 GRANULARITIES = ("unstructured", "n:m", "structured")
 

@@ -13,7 +13,7 @@ from .channels import ranked
 from .data import training_sample
 
 if TYPE_CHECKING:
-    from ..surgery import ChannelGroup
+    from ..core.surgery import ChannelGroup
 
 SAMPLES = 512
 BATCH = 128

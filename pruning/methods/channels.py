@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 import numpy as np
 
 from ..errors import BadInput
-from ..masks import keep_count
+from ..core.masks import keep_count
 from . import PruneRequest, PruneResult
 
 if TYPE_CHECKING:
-    from ..surgery import ChannelGroup
+    from ..core.surgery import ChannelGroup
 
 # Scores for each group (higher = keep), or a string saying why the group cannot be ranked.
 Scorer = Callable[[PruneRequest, Sequence["ChannelGroup"]], list[Union[np.ndarray, str]]]
@@ -38,7 +38,7 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
     producers are all selected, remove the `sparsity` fraction of channels that score lowest."""
 
     def prune(request: PruneRequest) -> PruneResult:
-        from ..surgery import find_groups, kept_masks, prune_channels  # TensorFlow only when run
+        from ..core.surgery import find_groups, kept_masks, prune_channels  # TensorFlow only when run
 
         selected = {key.split("/")[0] for key in request.weights}
         groups, notes = [], []

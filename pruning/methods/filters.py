@@ -12,7 +12,7 @@ from . import Method, PruneRequest
 from .channels import ranked, unit_vectors
 
 if TYPE_CHECKING:
-    from ..surgery import ChannelGroup
+    from ..core.surgery import ChannelGroup
 
 CONV = ("conv",)
 MEANING = "sparsity = fraction of filters removed per layer (residual groups together)"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BadInput
-from ..masks import global_masks
+from ..core.masks import global_masks
 from . import Method, PruneRequest, PruneResult
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..masks import keep_count
+from ..core.masks import keep_count
 from . import Method, PruneRequest, PruneResult
 
 M = 4

@@ -22,7 +22,7 @@ def taylor_scores(request: PruneRequest) -> dict[str, np.ndarray]:
     never updated.
     """
     from .._keras import tf
-    from ..prunable import find_prunable
+    from ..core.prunable import find_prunable
 
     model = request.model
     x, y = training_sample(request.data, "taylor", SAMPLES, request.seed)

@@ -12,7 +12,7 @@ from . import Method, PruneRequest
 from .channels import ranked, unit_vectors
 
 if TYPE_CHECKING:
-    from ..surgery import ChannelGroup
+    from ..core.surgery import ChannelGroup
 
 
 def l1_unit_scores(request: PruneRequest, groups: Sequence[ChannelGroup]):

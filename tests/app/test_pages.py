@@ -138,7 +138,7 @@ def test_sensitivity_plan_is_applied_and_can_be_cleared():
     layers = at.dataframe[0].value.set_index("name")
     assert layers["target_sparsity"].dropna().to_dict() == plan
     sizes = {"conv_1": 150, "conv_2": 2400, "dense_1": 7680, "dense_2": 10080, "predictions": 840}
-    from pruning.masks import keep_count
+    from pruning.core.masks import keep_count
 
     for name, target in plan.items():
         assert layers.loc[name, "sparsity"] == pytest.approx(1 - keep_count(sizes[name], target) / sizes[name])

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from pruning.paths import home
 from pruning.specs import PruneSpec
-from pruning.store import RunStore
+from pruning.runs.store import RunStore
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pruning.masks import keep_count
+from pruning.core.masks import keep_count
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +62,8 @@ def test_sweep_page_waits_for_the_button_then_draws_every_chart(tiny_refs):
     assert len(at.get("plotly_chart")) == 0 and "Run sweep" in at.info[0].value
 
     # every point was stored as it finished, in one completed run
-    from pruning.store import open_store
-    from pruning.sweep import SweepSpec
+    from pruning.runs.store import open_store
+    from pruning.run.sweep import SweepSpec
 
     spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "random"), rates=(0.0, 0.5, 0.8))
     runs = [r for r in open_store().list(kind="sweep") if r.source == "app" and SweepSpec.from_dict(r.spec) == spec]

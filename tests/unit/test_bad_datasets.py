@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import CLASSES, INPUT_SHAPE
-from pruning import datasets
-from pruning.datasets import load_npz
+from pruning.model import datasets
+from pruning.model.datasets import load_npz
 from pruning.errors import BadInput
 
 GOOD_Y = np.arange(6) % CLASSES
@@ -125,13 +125,13 @@ def test_file_size_is_bounded_before_reading(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_refs):
-    from pruning.baselines import load_model_file
+    from pruning.model.baselines import load_model_file
 
     return load_model_file(tiny_refs[0])
 
 
 def test_labels_beyond_the_models_outputs(tmp_path, tiny_model):
-    from pruning.baselines import check_compatible
+    from pruning.model.baselines import check_compatible
 
     path = tmp_path / "seven_classes.npz"
     np.savez(path, x_test=images(7), y_test=np.arange(7))
@@ -143,7 +143,7 @@ def test_labels_beyond_the_models_outputs(tmp_path, tiny_model):
 
 
 def test_wrong_input_shape_for_the_model(tmp_path, tiny_model):
-    from pruning.baselines import check_compatible
+    from pruning.model.baselines import check_compatible
 
     path = tmp_path / "flat.npz"
     np.savez(path, x_test=np.zeros((6, 64)), y_test=GOOD_Y)

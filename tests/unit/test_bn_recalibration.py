@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.datasets import Dataset
-from pruning.calibration import recalibrate_batchnorm
+from pruning.model.datasets import Dataset
+from pruning.measure.calibration import recalibrate_batchnorm
 
 
 def test_moving_stats_become_the_mean_of_batch_statistics():
@@ -67,7 +67,7 @@ def bn_model_file(tmp_path_factory, tiny_npz):
 
 def test_prune_can_re_estimate_batchnorm_after_masks(engine, bn_model_file, tiny_npz):
     from pruning._keras import keras
-    from pruning.baselines import weights_checksum
+    from pruning.model.baselines import weights_checksum
     from pruning.specs import DataRef, ModelRef, PruneSpec
 
     model, data = ModelRef.parse(str(bn_model_file)), DataRef.parse(str(tiny_npz))

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from pruning.cli import main
-from pruning.store import RunStore
+from pruning.runs.store import RunStore
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from pruning.cli import main
-from pruning.masks import keep_count
+from pruning.core.masks import keep_count
 from pruning.specs import METRIC_KEYS
-from pruning.sweep import ROW_KEYS
+from pruning.run.sweep import ROW_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.baselines import weights_checksum
+from pruning.model.baselines import weights_checksum
 from pruning.specs import PruneSpec
 
 

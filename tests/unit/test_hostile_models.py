@@ -18,7 +18,7 @@ import pytest
 
 from conftest import INPUT_SHAPE, build_tiny_cnn
 from pruning.errors import BadInput
-from pruning.inspect_model import MAX_ZIP_MEMBERS, inspect_model_file
+from pruning.model.safety import MAX_ZIP_MEMBERS, inspect_model_file
 
 pytestmark = pytest.mark.slow
 
@@ -285,7 +285,7 @@ def test_the_lambda_files_really_run_code_when_keras_loads_them(tmp_path):
 
 def test_load_model_file_checks_before_keras(hostile, canary, monkeypatch):
     """The backend's only door to user files refuses them before keras.models.load_model."""
-    from pruning import baselines
+    from pruning.model import baselines
     from pruning.specs import ModelRef
 
     called = []
@@ -314,9 +314,9 @@ def test_good_models_pass_and_load(tmp_path, tiny_model_file, good):
     """The zoo's architectures in both formats, the conftest model, a nested model and a
     functional model with TF-op layers (x * 2) are all accepted and load."""
     from pruning._keras import keras
-    from pruning.baselines import load_model_file
+    from pruning.model.baselines import load_model_file
     from pruning.specs import ModelRef
-    from pruning.zoo import ZOO
+    from pruning.model.zoo import ZOO
 
     L = keras.layers
     inputs = L.Input((6,))

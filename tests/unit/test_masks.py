@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.masks import global_masks, keep_count, layer_masks, top_k_mask
+from pruning.core.masks import global_masks, keep_count, layer_masks, top_k_mask
 
 
 @pytest.mark.parametrize(

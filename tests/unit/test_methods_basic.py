@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pruning.errors import BadInput
-from pruning.masks import keep_count
+from pruning.core.masks import keep_count
 from pruning.methods import METHODS, PruneRequest, get_method
 
 
@@ -88,7 +88,7 @@ def test_magnitude_masks_equal_tfmot_masks():
     import tensorflow_model_optimization as tfmot
 
     from pruning._keras import keras
-    from pruning.prunable import find_prunable
+    from pruning.core.prunable import find_prunable
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
-from pruning.datasets import Dataset
+from pruning.model.datasets import Dataset
 from pruning.methods import METHODS, PruneRequest
 from pruning.methods.apoz import apoz
-from pruning.prunable import find_prunable
-from pruning.surgery import find_groups
+from pruning.core.prunable import find_prunable
+from pruning.core.surgery import find_groups
 
 L = keras.layers
 

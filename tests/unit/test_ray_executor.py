@@ -16,9 +16,9 @@ import pytest
 pytest.importorskip("ray")
 
 from pruning.errors import BadInput  # noqa: E402
-from pruning.sensitivity import SensitivitySpec  # noqa: E402
-from pruning.sweep import SweepSpec  # noqa: E402
-from pruning.worker import Cancelled  # noqa: E402
+from pruning.run.sensitivity import SensitivitySpec  # noqa: E402
+from pruning.run.sweep import SweepSpec  # noqa: E402
+from pruning.executors.worker import Cancelled  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ EXACT = ["method", "target_sparsity", "sparsity", "accuracy", "loss", "train_acc
 @pytest.fixture(scope="module")
 def ray_executor():
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    from pruning.ray_executor import RayExecutor
+    from pruning.executors.ray_actors import RayExecutor
 
     executor = RayExecutor(num_cpus=2, object_store_memory=200 * 1024 * 1024, log_to_driver=False)
     yield executor
@@ -40,7 +40,7 @@ def ray_executor():
 
 @pytest.fixture(scope="module")
 def inline():
-    from pruning.executor import InlineExecutor
+    from pruning.executors.base import InlineExecutor
 
     return InlineExecutor()
 
@@ -159,7 +159,7 @@ def test_shipped_files_give_the_same_rows(tiny_refs, tiny_model_file, tmp_path, 
 
 
 def test_importing_the_executors_does_not_import_ray():
-    code = ("import sys, pruning.executor, pruning.cli, ui.backend; "
+    code = ("import sys, pruning.executors.base, pruning.cli, ui.backend; "
             "print('ray' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

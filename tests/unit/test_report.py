@@ -10,9 +10,9 @@ import re
 import pytest
 
 from pruning.cli import main
-from pruning.report import build_report, related_sweeps, write_report
+from pruning.runs.report import build_report, related_sweeps, write_report
 from pruning.specs import PruneSpec
-from pruning.store import RunStore
+from pruning.runs.store import RunStore
 
 
 def charts(page: str) -> dict[str, list[dict]]:

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pruning.sensitivity as sensitivity_module
-from pruning.baselines import weights_checksum
+import pruning.run.sensitivity as sensitivity_module
+from pruning.model.baselines import weights_checksum
 from pruning.errors import BadInput
-from pruning.masks import keep_count
-from pruning.sensitivity import SensitivitySpec, plan_from_drops, plan_sparsity, plan_spec, run_sensitivity
+from pruning.core.masks import keep_count
+from pruning.run.sensitivity import SensitivitySpec, plan_from_drops, plan_sparsity, plan_spec, run_sensitivity
 from pruning.specs import PruneSpec
 
 SIZES = {"conv": 36, "hidden": 1024, "out": 64}

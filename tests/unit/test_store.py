@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pruning import store as store_module
+from pruning.runs import store as store_module
 from pruning.errors import BadInput
 from pruning.specs import DataRef, ModelRef, PruneReport, PruneSpec
-from pruning.store import SCHEMA_VERSION, Outcome, RunStore, StoreError
+from pruning.runs.store import SCHEMA_VERSION, Outcome, RunStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -276,7 +276,7 @@ def test_a_run_left_running_by_a_dead_process_becomes_interrupted(tmp_path, spec
     path = tmp_path / "runs.db"
     # a real process starts a run and dies without finishing it (no cleanup code runs)
     script = (
-        "import os, sys; from pruning.store import RunStore; from pruning.specs import PruneSpec; "
+        "import os, sys; from pruning.runs.store import RunStore; from pruning.specs import PruneSpec; "
         "s = RunStore(sys.argv[1]); print(s.begin('prune', PruneSpec(sparsity=0.5))); sys.stdout.flush(); os._exit(0)"
     )
     out = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
@@ -295,7 +295,7 @@ def test_a_run_left_running_by_a_dead_process_becomes_interrupted(tmp_path, spec
 
 def test_control_flow_marks_the_run_interrupted_not_failed(tmp_path):
     """A Streamlit rerun (a BaseException, not an Exception) stops a job the user moved on from."""
-    from pruning.store import RunStore
+    from pruning.runs.store import RunStore
 
     class Rerun(BaseException):
         pass

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
-from pruning.masks import keep_count
+from pruning.core.masks import keep_count
 from pruning.methods import METHODS, PruneRequest
-from pruning.prunable import find_prunable
-from pruning.surgery import find_groups, kept_masks, prune_channels
+from pruning.core.prunable import find_prunable
+from pruning.core.surgery import find_groups, kept_masks, prune_channels
 
 L = keras.layers
 X = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype(np.float32)
@@ -170,7 +170,7 @@ def test_sequential_becomes_a_functional_chain():
 
 @pytest.mark.parametrize("method", ["filters-l1", "bn-scale"])
 def test_resnet20_prunes_with_add_groups_together(method):
-    from pruning.zoo import build_resnet20
+    from pruning.model.zoo import build_resnet20
 
     keras.utils.set_random_seed(0)
     model = build_resnet20((8, 8, 1), 10)

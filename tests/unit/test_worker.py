@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 
 from pruning.errors import BadInput
-from pruning.executor import InlineExecutor, make_executor
-from pruning.sensitivity import SensitivitySpec
+from pruning.executors.base import InlineExecutor, make_executor
+from pruning.run.sensitivity import SensitivitySpec
 from pruning.specs import PruneSpec, file_sha256
-from pruning.store import open_store
-from pruning.sweep import SweepSpec
-from pruning.wire import dumps, from_wire, reports_equal, to_wire
-from pruning.worker import Cancelled, WorkerDied, WorkerExecutor
+from pruning.runs.store import open_store
+from pruning.run.sweep import SweepSpec
+from pruning.executors.wire import dumps, from_wire, reports_equal, to_wire
+from pruning.executors.worker import Cancelled, WorkerDied, WorkerExecutor
 
 ROOT = Path(__file__).resolve().parents[2]
 # Measured afresh on every run: timers, and gzip of a .keras zip whose member timestamps change.
@@ -241,7 +241,7 @@ def test_make_executor_knows_the_worker():
 
 def test_the_streamlit_process_never_imports_tensorflow():
     code = ("import sys; import ui.backend, ui.sidebar, ui.charts, ui.cards; "
-            "from pruning.worker import WorkerExecutor; "
+            "from pruning.executors.worker import WorkerExecutor; "
             "device, models = ui.backend.device(), ui.backend.model_names(); "
             "print('tensorflow' in sys.modules, device.split()[0], 'cnn' in models)")
     env = dict(os.environ, PYTHONPATH=str(ROOT), PRUNESCOPE_EXECUTOR="worker")

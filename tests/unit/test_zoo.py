@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pruning.prunable import find_prunable, layer_table
-from pruning.zoo import ZOO, build_resnet20
+from pruning.core.prunable import find_prunable, layer_table
+from pruning.model.zoo import ZOO, build_resnet20
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet20", "lstm"])

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._keras import keras, tf
-from .datasets import Dataset
-from .prunable import iter_layers
+from .._keras import keras, tf
+from ..model.datasets import Dataset
+from ..core.prunable import iter_layers
 
 BATCH = 64
 BN_RECALIBRATION_SAMPLES = 1024

@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
-from .errors import BadInput
-from .specs import PruneSpec, file_sha256
+from ..errors import BadInput
+from ..specs import PruneSpec, file_sha256
 from .store import Run, RunStore
 
 AGREEMENT_MIN = 0.999  # TFLite must give the same class as Keras on this share of test samples
@@ -103,7 +103,7 @@ def export_keras(run: Run, out: str | Path, store: Optional[RunStore] = None) ->
 # -- TFLite ---------------------------------------------------------------------------------
 def convert_tflite(model) -> bytes:
     """A float32 TFLite flatbuffer of a Keras model (no quantisation: the numbers stay comparable)."""
-    from ._keras import _quiet_native_stderr, tf
+    from .._keras import _quiet_native_stderr, tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     with _quiet_native_stderr():  # MLIR prints pages of progress on fd 2
@@ -111,7 +111,7 @@ def convert_tflite(model) -> bytes:
 
 
 def tflite_predict(flatbuffer: bytes, x: np.ndarray, batch: int = TFLITE_BATCH) -> np.ndarray:
-    from ._keras import _quiet_native_stderr, tf
+    from .._keras import _quiet_native_stderr, tf
 
     with warnings.catch_warnings():
         # tf.lite.Interpreter warns it moves to ai_edge_litert; in TF 2.21 it still works
@@ -135,7 +135,7 @@ def tflite_predict(flatbuffer: bytes, x: np.ndarray, batch: int = TFLITE_BATCH) 
 
 def tflite_agreement(flatbuffer: bytes, model, x: np.ndarray) -> tuple[float, float]:
     """(share of samples with the same predicted class, largest output difference)."""
-    from .metrics import make_forward, predict
+    from ..measure.metrics import make_forward, predict
 
     keras_out = predict(make_forward(model), x)
     lite_out = tflite_predict(flatbuffer, x)
@@ -148,8 +148,8 @@ def export_tflite(run: Run, out: str | Path, store: Optional[RunStore] = None) -
 
     With a `store`, the figures are kept in the run's details for the page and the report.
     """
-    from ._keras import keras
-    from .datasets import load_dataset
+    from .._keras import keras
+    from ..model.datasets import load_dataset
 
     model = keras.models.load_model(_model_file(run), compile=False)
     flatbuffer = convert_tflite(model)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._keras import keras
+from .._keras import keras
 
 L = keras.layers
 

@@ -16,11 +16,11 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 
-from .errors import BadInput
-from .paths import home
-from .sensitivity import SensitivityReport, SensitivitySpec
-from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec, file_sha256
-from .sweep import ROW_KEYS, PointFn, SweepReport, SweepSpec
+from ..errors import BadInput
+from ..paths import home
+from ..run.sensitivity import SensitivityReport, SensitivitySpec
+from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec, file_sha256
+from ..run.sweep import ROW_KEYS, PointFn, SweepReport, SweepSpec
 from .wire import dumps, from_wire, to_wire
 from .worker import ERRORS, Cancelled, WorkerDied, WorkerError, _label
 
@@ -49,7 +49,7 @@ class Slot:
              data_blob: Optional[bytes] = None) -> dict[str, Any]:
         try:
             if self.engine is None:
-                from .engine import Engine
+                from ..run.engine import Engine
 
                 self.engine = Engine(self.capacity)
             args = self._localize(dict(args), model_blob, data_blob)
@@ -62,7 +62,7 @@ class Slot:
         from .worker import _run
 
         if op == "sweep_setup":
-            from .sweep import check_methods
+            from ..run.sweep import check_methods
 
             spec = SweepSpec.from_dict(args["spec"])
             methods = check_methods(spec)
@@ -77,7 +77,7 @@ class Slot:
                 return {"skipped": str(exc)}
             return {"row": report.rows.to_dict(orient="records")[0]}
         if op == "sensitivity_setup":
-            from .sensitivity import check_method
+            from ..run.sensitivity import check_method
 
             spec = SensitivitySpec.from_dict(args["spec"])
             check_method(spec.method)

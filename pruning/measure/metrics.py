@@ -14,8 +14,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ._keras import keras, tf
-from .prunable import iter_layers
+from .._keras import keras, tf
+from ..core.prunable import iter_layers
 
 LATENCY_CALLS = 30
 LATENCY_WARMUP = 5

@@ -11,8 +11,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ._keras import keras
-from .errors import BadInput
+from .._keras import keras
+from ..errors import BadInput
 from .prunable import find_prunable
 
 L = keras.layers

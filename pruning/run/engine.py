@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from ._keras import device_name, keras, tf
-from .baselines import home, load_baseline
-from .calibration import recalibrate_batchnorm
-from .training import mixed_precision_supported, train_masked
-from .datasets import Dataset, load_dataset
-from .errors import BadInput
-from .methods import PruneRequest, get_method
-from .metrics import (
+from .._keras import device_name, keras, tf
+from ..model.baselines import home, load_baseline
+from ..measure.calibration import recalibrate_batchnorm
+from ..measure.training import mixed_precision_supported, train_masked
+from ..model.datasets import Dataset, load_dataset
+from ..errors import BadInput
+from ..methods import PruneRequest, get_method
+from ..measure.metrics import (
     accuracy_and_loss, count_flops, file_sizes, layer_macs, make_forward, measure_latency,
     measure_latency_pair, predict, save_model,
 )
-from .prunable import PrunableWeight, find_prunable, iter_layers, layer_table
-from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+from ..core.prunable import PrunableWeight, find_prunable, iter_layers, layer_table
+from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
 
 if TYPE_CHECKING:
     from .sensitivity import SensitivityReport, SensitivitySpec

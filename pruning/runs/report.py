@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from .errors import BadInput
+from ..errors import BadInput
 from .palette import BASELINE_COLOR, method_color
 from .store import Run, RunStore
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import BadInput
-from .masks import keep_count
-from .specs import DataRef, ModelRef, ProgressFn, PruneSpec, SpecCodec, spec_fields, validate_sparsity
+from ..errors import BadInput
+from ..core.masks import keep_count
+from ..specs import DataRef, ModelRef, ProgressFn, PruneSpec, SpecCodec, spec_fields, validate_sparsity
 
 if TYPE_CHECKING:  # the engine imports TensorFlow; specs and reports must not
     from .engine import Workbench
-    from .methods import Method
+    from ..methods import Method
 
 DEFAULT_RATES = (0.2, 0.4, 0.6, 0.8, 0.9)
 # Added to each drop curve (times sparsity) so it rises strictly: a drop level then maps to
@@ -87,7 +87,7 @@ class SensitivityReport:
 
 def sensitivity_outcome(report: SensitivityReport):
     """The scan as the run store keeps it: point count, baseline and timing; the grid in details."""
-    from .store import Outcome
+    from ..runs.store import Outcome
 
     raw = report.to_json_dict()
     return Outcome(metrics={"points": raw["timing_s"]["evaluations"], "baseline_accuracy": raw["baseline_accuracy"],
@@ -96,7 +96,7 @@ def sensitivity_outcome(report: SensitivityReport):
 
 def check_method(name: str) -> "Method":
     """The method, if it can prune one layer at a time with masks."""
-    from .methods import get_method
+    from ..methods import get_method
 
     method = get_method(name)
     if method.granularity == "structured" or "training" in method.needs:
@@ -112,8 +112,8 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
     Only the scanned layer's variables are assigned, and restored when the scan moves on,
     so each point costs one mask and one pass over the test split.
     """
-    from .methods import PruneRequest
-    from .metrics import accuracy_and_loss, predict
+    from ..methods import PruneRequest
+    from ..measure.metrics import accuracy_and_loss, predict
 
     if (bench.model_ref, bench.data_ref) != (spec.model, spec.data):
         raise ValueError("the workbench holds a different model or dataset than the sensitivity spec")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from .errors import BadInput
-from .sensitivity import SensitivityReport, SensitivitySpec
-from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
-from .sweep import PointFn, SweepReport, SweepSpec
+from ..errors import BadInput
+from ..run.sensitivity import SensitivityReport, SensitivitySpec
+from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+from ..run.sweep import PointFn, SweepReport, SweepSpec
 from .wire import dumps, from_wire, to_wire
 
 MAX_JOBS = 200  # recycle after this many jobs: TensorFlow's caches only grow
@@ -46,7 +46,7 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
     """What a spawned child sets up first, minus re-running the parent's `__main__` for our worker.
 
     Streamlit (and AppTest) install each page script as `sys.modules["__main__"]`, so a plain
-    spawn would run the page again inside the worker. The worker needs only `pruning.worker.serve`.
+    spawn would run the page again inside the worker. The worker needs only `pruning.executors.worker.serve`.
     """
     data = _preparation_data(name)
     if name == WORKER_NAME:
@@ -369,8 +369,8 @@ class WorkerExecutor:
 
 # -- inside the worker process ---------------------------------------------------------------------
 def _describe() -> dict[str, Any]:
-    from ._keras import device_name
-    from .zoo import ZOO
+    from .._keras import device_name
+    from ..model.zoo import ZOO
 
     return {"device": device_name(), "models": list(ZOO), "pid": os.getpid()}
 
@@ -402,7 +402,7 @@ def serve(conn, capacity: int = 2) -> None:
     """The worker's main loop: one JSON request in, progress/point messages and one result out."""
     # The parent may be interrupted with Ctrl-C; the worker stops when its pipe closes instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .engine import Engine  # TensorFlow is imported here, in the worker only
+    from ..run.engine import Engine  # TensorFlow is imported here, in the worker only
 
     engine = Engine(capacity)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ._keras import keras
+from .._keras import keras
 
 L = keras.layers
 

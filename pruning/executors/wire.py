@@ -12,9 +12,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .sensitivity import SensitivityReport, SensitivitySpec
-from .specs import BaselineReport, DataRef, ModelRef, PruneReport, PruneSpec
-from .sweep import SweepReport, SweepSpec
+from ..run.sensitivity import SensitivityReport, SensitivitySpec
+from ..specs import BaselineReport, DataRef, ModelRef, PruneReport, PruneSpec
+from ..run.sweep import SweepReport, SweepSpec
 
 
 def plain(value: Any) -> Any:

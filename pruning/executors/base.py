@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable, Mapping, Optional, Protocol
 
-from .sensitivity import SensitivityReport, SensitivitySpec
-from .specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
-from .sweep import PointFn, SweepReport, SweepSpec
+from ..run.sensitivity import SensitivityReport, SensitivitySpec
+from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+from ..run.sweep import PointFn, SweepReport, SweepSpec
 
 
 class Executor(Protocol):
@@ -41,7 +41,7 @@ class InlineExecutor:
     name = "inline"
 
     def __init__(self, capacity: int = 2):
-        from .engine import Engine  # TensorFlow loads only when an executor is made
+        from ..run.engine import Engine  # TensorFlow loads only when an executor is made
 
         self.engine = Engine(capacity)
         self.lock = threading.RLock()
@@ -64,8 +64,8 @@ class InlineExecutor:
             return self.engine.sensitivity(spec, on_progress)
 
     def describe(self) -> dict[str, Any]:
-        from ._keras import device_name
-        from .zoo import ZOO
+        from .._keras import device_name
+        from ..model.zoo import ZOO
 
         return {"device": device_name(), "models": list(ZOO)}
 
@@ -77,7 +77,7 @@ def _worker() -> Executor:
 
 
 def _ray() -> Executor:
-    from .ray_executor import RayExecutor  # Ray is optional (requirements-ray.txt): imported only when chosen
+    from .ray_actors import RayExecutor  # Ray is optional (requirements-ray.txt): imported only when chosen
 
     return RayExecutor()
 

@@ -9,10 +9,10 @@ from typing import Optional
 
 import numpy as np
 
-from ._keras import keras, tf
-from .datasets import Dataset
-from .errors import BadInput
-from .specs import ProgressFn
+from .._keras import keras, tf
+from ..model.datasets import Dataset
+from ..errors import BadInput
+from ..specs import ProgressFn
 
 FINETUNE_BATCH = 64
 FINETUNE_LR = 1e-3

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import h5py
 import numpy as np
 
-from .errors import BadInput
+from ..errors import BadInput
 
 # Models are programs: tf_keras runs a Lambda from an .h5 even with safe_mode=True. Decisions:
 # - The extension must match the bytes. HDF5 bytes named `.keras` are refused (rename to .h5),

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
-from .paths import home
-from .errors import BadInput
-from .specs import PruneReport, PruneSpec
+from ..paths import home
+from ..errors import BadInput
+from ..specs import PruneReport, PruneSpec
 
 SCHEMA_VERSION = 2
 KINDS = ("prune", "sweep", "sensitivity")

@@ -12,8 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import BadInput
-from .specs import DataRef
+from ..errors import BadInput
+from ..specs import DataRef
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def load_digits() -> Dataset:
 
 def _keras_dataset(name: str, filename: str) -> Callable[[], Dataset]:
     def load() -> Dataset:
-        from ._keras import keras
+        from .._keras import keras
 
         module = getattr(keras.datasets, name)
         try:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 
-from .errors import BadInput
-from .specs import (
+from ..errors import BadInput
+from ..specs import (
     METRIC_KEYS, SCOPES, DataRef, ModelRef, ProgressFn, PruneSpec, SpecCodec, derive, spec_fields, validate_sparsity,
 )
 
 if TYPE_CHECKING:  # the engine imports TensorFlow; specs and reports must not
     from .engine import Workbench
-    from .methods import Method
+    from ..methods import Method
 
 PointFn = Callable[[dict[str, Any]], None]
 
@@ -251,7 +251,7 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
 
 
 def check_methods(spec: SweepSpec) -> dict[str, "Method"]:
-    from .methods import get_method
+    from ..methods import get_method
 
     methods = {name: get_method(name) for name in spec.methods}
     for method in methods.values():
@@ -273,7 +273,7 @@ def _run_point(bench: "Workbench", spec: SweepSpec, method: "Method", rate: floa
         # Structured and training methods build or train their own model: the full prune
         # path handles them, at the cost of its per-layer plots.
         return _row_from_report(bench.prune(point), bench)
-    from .methods import PruneRequest
+    from ..methods import PruneRequest
 
     t0 = time.perf_counter()
     if method.needs != ("weights",):
