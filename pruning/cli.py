@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from typing import Any, Callable, Optional, Sequence
 
 from .errors import BadInput
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/Inf become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+from .plain import to_plain
+from .specs import parse_sparsities
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(_clean(obj), indent=2, allow_nan=False))
+    print(json.dumps(to_plain(obj), indent=2, allow_nan=False))
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -248,21 +238,6 @@ def add_run_commands(sub) -> None:
 
 
 # -- sweeps and sensitivity ---------------------------------------------------------------
-def parse_rates(text: str) -> tuple[float, ...]:
-    """`0,0.2,0.9` -> (0.0, 0.2, 0.9); anything else is bad input with a one-line reason."""
-    from .specs import validate_sparsity
-
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts:
-        raise BadInput("--rates is empty: give comma-separated sparsities in [0, 1), e.g. 0,0.5,0.9")
-    rates = []
-    for part in parts:
-        try:
-            value = float(part)
-        except ValueError:
-            raise BadInput(f"--rates: {part!r} is not a number: give comma-separated sparsities in [0, 1)") from None
-        rates.append(validate_sparsity(value))
-    return tuple(rates)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -277,7 +252,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = SweepSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), methods=_names(args.methods),
-        rates=parse_rates(args.rates), scope=args.scope,
+        rates=parse_sparsities(args.rates), scope=args.scope,
         layers=_names(args.layers) if args.layers is not None else None,
         finetune_epochs=args.finetune_epochs, seed=args.seed,
     )
@@ -289,7 +264,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.format == "json":
-        text = json.dumps(_clean({**report.to_json_dict(), "run_id": run_id}), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(to_plain({**report.to_json_dict(), "run_id": run_id}), indent=2, allow_nan=False) + "\n"
     elif args.format == "csv":
         text = report.rows.to_csv(index=False)
     else:
@@ -333,7 +308,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from .runs.store import open_store
 
     spec = SensitivitySpec(
-        model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_rates(args.rates),
+        model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_sparsities(args.rates),
         method=args.method, layers=_names(args.layers) if args.layers is not None else None, seed=args.seed,
     )
     executor = make_executor(args.executor)

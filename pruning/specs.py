@@ -166,6 +166,40 @@ def validate_sparsity(value: float) -> float:
     return float(value)
 
 
+def parse_sparsities(text: str, percent: bool = False, flag: str = "--rates") -> tuple[float, ...]:
+    """A comma-separated list of sparsities, in the order given; bad input names the entry.
+
+    Fractions (`0,0.2,0.9`, the CLI's `--rates`) or, with `percent`, percents as the pages
+    take them (`0, 20%, 90`).
+
+    >>> parse_sparsities("0, 0.2,0.9")
+    (0.0, 0.2, 0.9)
+    >>> parse_sparsities("90; 20%", percent=True)
+    (0.9, 0.2)
+    """
+    where = "" if percent else f"{flag}: "
+    example = "0, 50, 90" if percent else "0,0.5,0.9"
+    values = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip().rstrip("%").strip() if percent else part.strip()
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            unit = "in percent" if percent else "in [0, 1)"
+            raise BadInput(f"{where}{part!r} is not a number: list sparsities {unit}, e.g. {example}") from None
+        if percent:
+            if not 0 <= value < 100:
+                raise BadInput(f"sparsity {value:g}% is outside [0, 100): 100% would remove every weight")
+            value = round(value / 100, 6)
+        values.append(validate_sparsity(value))
+    if not values:
+        raise BadInput("the sparsity list is empty: give e.g. 0, 50, 90" if percent else
+                       f"{flag} is empty: give comma-separated sparsities in [0, 1), e.g. {example}")
+    return tuple(values)
+
+
 def validate_layer_sparsity(plan: Any) -> None:
     """A per-layer plan is a non-empty tuple of (name, sparsity) pairs, names unique, each in [0, 1)."""
     if not isinstance(plan, tuple) or not plan:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import streamlit as st
 
 from pruning.executors.base import Executor, make_executor
-from pruning.specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
+from pruning.specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec, parse_sparsities
 
 
 @st.cache_resource(show_spinner=False)
@@ -138,21 +138,7 @@ def run_store():
 
 def rates_from_text(text: str) -> tuple[float, ...]:
     """"0, 20, 90" (percent) -> (0.0, 0.2, 0.9), sorted; bad entries are BadInput with the reason."""
-    values = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip().rstrip("%").strip()
-        if not part:
-            continue
-        try:
-            value = float(part)
-        except ValueError:
-            raise BadInput(f"{part!r} is not a number: list sparsities in percent, e.g. 0, 50, 90") from None
-        if not 0 <= value < 100:
-            raise BadInput(f"sparsity {value:g}% is outside [0, 100): 100% would remove every weight")
-        values.append(round(value / 100, 6))
-    if not values:
-        raise BadInput("the sparsity list is empty: give e.g. 0, 50, 90")
-    return tuple(sorted(set(values)))
+    return tuple(sorted(set(parse_sparsities(text, percent=True))))
 
 
 def _same_spec_runs(kind: str, spec, parse) -> list:

@@ -6,7 +6,6 @@ timeout, BEGIN IMMEDIATE and retries keep "database is locked" away from users (
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -20,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
 from ..paths import home
 from ..errors import BadInput
+from ..plain import to_plain
 from ..specs import PruneReport, PruneSpec
 
 SCHEMA_VERSION = 2
@@ -153,19 +153,7 @@ class Outcome:
 
 def _json(value: Any) -> str:
     """JSON without NaN (SQLite's json functions reject it): NaN/Inf become null."""
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if hasattr(v, "item") and callable(v.item):  # numpy scalars
-            return clean(v.item())
-        return v
-
-    return json.dumps(clean(value), allow_nan=False)
+    return json.dumps(to_plain(value), allow_nan=False)
 
 
 def _process_start(pid: int) -> str:
