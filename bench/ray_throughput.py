@@ -15,9 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pruning.executors.ray_actors import RayExecutor  # noqa: E402
-from pruning.run.sensitivity import SensitivitySpec  # noqa: E402
-from pruning.specs import DataRef, ModelRef  # noqa: E402
-from pruning.run.sweep import FINE_RATES, SweepSpec  # noqa: E402
+from pruning.specs import (  # noqa: E402  # noqa: E402
+    FINE_RATES,
+    DataRef,
+    ModelRef,
+    SensitivitySpec,  # noqa: E402
+    SweepSpec,
+)
 
 
 def timed_sweep(executor: RayExecutor, spec: SweepSpec, workers: int) -> dict:

@@ -15,10 +15,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pruning.run.engine import Workbench  # noqa: E402
 from pruning.measure.metrics import accuracy_and_loss, predict  # noqa: E402
-from pruning.run.sensitivity import DEFAULT_RATES, SensitivitySpec, run_sensitivity  # noqa: E402
-from pruning.specs import DataRef, ModelRef  # noqa: E402
+from pruning.run.sensitivity import run_sensitivity  # noqa: E402
+from pruning.run.workbench import Workbench  # noqa: E402
+from pruning.specs import DEFAULT_RATES, DataRef, ModelRef, SensitivitySpec  # noqa: E402  # noqa: E402
 
 
 def main() -> int:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pruning.run.engine import Workbench  # noqa: E402
-from pruning.specs import DataRef, ModelRef  # noqa: E402
-from pruning.run.sweep import FINE_RATES, SweepSpec, run_sweep  # noqa: E402
+from pruning.run.sweep import run_sweep  # noqa: E402
+from pruning.run.workbench import Workbench  # noqa: E402
+from pruning.specs import FINE_RATES, DataRef, ModelRef, SweepSpec  # noqa: E402  # noqa: E402
 
 
 def main() -> int:

@@ -16,9 +16,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pruning._keras import keras  # noqa: E402
-from pruning.run.engine import Workbench  # noqa: E402
-from pruning.methods import PruneRequest, get_method  # noqa: E402
 from pruning.core.prunable import find_prunable  # noqa: E402
+from pruning.methods import PruneRequest, get_method  # noqa: E402
+from pruning.run.workbench import Workbench  # noqa: E402
 from pruning.specs import DataRef, ModelRef  # noqa: E402
 
 RATES = (0.2, 0.4, 0.6, 0.8, 0.9, 0.95)

@@ -29,10 +29,9 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("PRUNESCOPE_HOME", tempfile.mkdtemp(prefix="prunescope-kill-"))
 
-    from pruning.specs import DataRef, ModelRef, PruneSpec
-    from pruning.runs.store import open_store
-    from pruning.run.sweep import FINE_RATES, SweepSpec
     from pruning.executors.worker import WorkerDied, WorkerExecutor
+    from pruning.runs.store import open_store
+    from pruning.specs import FINE_RATES, DataRef, ModelRef, PruneSpec, SweepSpec
 
     model, data = ModelRef.parse(args.model), DataRef.parse(args.dataset)
     spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=FINE_RATES)

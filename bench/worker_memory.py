@@ -26,8 +26,8 @@ def main() -> int:
     os.environ.setdefault("PRUNESCOPE_HOME", tempfile.mkdtemp(prefix="prunescope-memory-"))
     os.environ["PRUNESCOPE_EXECUTOR"] = "worker"
 
-    from pruning.specs import DataRef, ModelRef, PruneSpec
     from pruning.executors.worker import rss_bytes
+    from pruning.specs import DataRef, ModelRef, PruneSpec
 
     model, data = ModelRef.parse(args.model), DataRef.parse(args.dataset)
     if args.through == "backend":

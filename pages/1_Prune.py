@@ -10,7 +10,13 @@ from pruning.errors import BadInput
 from pruning.specs import PruneSpec
 from ui import backend, cards, charts, state
 from ui.sidebar import (
-    controls_area, load_baseline, persistent, presentation_toggle, progress_to, select_model_and_data, show_chart,
+    controls_area,
+    load_baseline,
+    persistent,
+    presentation_toggle,
+    progress_to,
+    select_model_and_data,
+    show_chart,
     show_error,
 )
 

@@ -8,9 +8,17 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
-from pruning.run.sweep import SweepSpec, seed_table, to_markdown
+from pruning.reports import seed_table, to_markdown
+from pruning.specs import SweepSpec
 from ui import backend, charts, state
-from ui.sidebar import load_baseline, persistent, progress_to, run_gate, select_model_and_data, show_error
+from ui.sidebar import (
+    load_baseline,
+    persistent,
+    progress_to,
+    run_gate,
+    select_model_and_data,
+    show_error,
+)
 
 st.set_page_config(page_title="PruneScope · Sweep", page_icon="📈", layout="wide")
 model_ref, data_ref = select_model_and_data()

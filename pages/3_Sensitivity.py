@@ -8,10 +8,17 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
-from pruning.run.sensitivity import SensitivitySpec, plan_spec
-from pruning.specs import PruneSpec
+from pruning.plan import plan_spec
+from pruning.specs import PruneSpec, SensitivitySpec
 from ui import backend, cards, charts, state
-from ui.sidebar import load_baseline, persistent, progress_to, run_gate, select_model_and_data, show_error
+from ui.sidebar import (
+    load_baseline,
+    persistent,
+    progress_to,
+    run_gate,
+    select_model_and_data,
+    show_error,
+)
 
 st.set_page_config(page_title="PruneScope · Sensitivity", page_icon="🌡️", layout="wide")
 model_ref, data_ref = select_model_and_data()

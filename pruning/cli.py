@@ -215,7 +215,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_run_commands(sub) -> None:
-    from .runs.export import EXPORTERS  # light: TensorFlow loads only when a model is converted
+    from .runs.export import (
+        EXPORTERS,  # light: TensorFlow loads only when a model is converted
+    )
 
     runs = sub.add_parser("runs", help="list stored runs (newest first)")
     runs.add_argument("--kind", choices=["prune", "sweep", "sensitivity"])
@@ -246,9 +248,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .executors.base import make_executor
-    from .specs import DataRef, ModelRef
+    from .reports import to_markdown
     from .runs.store import open_store
-    from .run.sweep import SweepSpec, to_markdown
+    from .specs import DataRef, ModelRef, SweepSpec
 
     spec = SweepSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), methods=_names(args.methods),
@@ -303,9 +305,10 @@ def add_sweep_command(sub) -> None:
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from .executors.base import make_executor
-    from .run.sensitivity import SensitivitySpec, plan_sparsity, sensitivity_outcome
-    from .specs import DataRef, ModelRef
+    from .plan import plan_sparsity
+    from .run.sensitivity import sensitivity_outcome
     from .runs.store import open_store
+    from .specs import DataRef, ModelRef, SensitivitySpec
 
     spec = SensitivitySpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_sparsities(args.rates),

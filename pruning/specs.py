@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-import pandas as pd
-
 from .errors import BadInput
 
 ProgressFn = Callable[[float, str], None]
+PointFn = Callable[[dict[str, Any]], None]  # one finished sweep row, as it arrives
 SCOPES = ("layer", "global")
 
+SEED_RATES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)  # the seed experiment's grid
+FINE_RATES = tuple(round(0.05 * i, 2) for i in range(20))  # 0, 5, ..., 95 %: 20 points
+DEFAULT_RATES = (0.2, 0.4, 0.6, 0.8, 0.9)
 # The metric keys of DESIGN §5: every baseline and pruned report carries all of them.
 METRIC_KEYS = (
     "accuracy",
@@ -218,72 +220,81 @@ def validate_layer_sparsity(plan: Any) -> None:
 
 
 @dataclass(frozen=True)
-class BaselineReport:
-    """The dense model before any pruning: its metrics and its layers."""
+class SweepSpec(SpecCodec):
+    """Which model and data, which methods at which target sparsities, and how to measure."""
 
-    model: ModelRef
-    data: DataRef
-    description: str  # how the weights were obtained, e.g. "trained 30 epochs on digits"
-    metrics: dict[str, float]
-    layers: pd.DataFrame  # name, type, output_shape, params, prunable, reason
-    dataset: dict[str, Any]  # name, input_shape, classes, n_train, n_test
-    environment: dict[str, str]
-    model_path: str
+    model: ModelRef = field(default_factory=ModelRef)
+    data: DataRef = field(default_factory=DataRef)
+    methods: tuple[str, ...] = ("magnitude",)
+    rates: tuple[float, ...] = SEED_RATES
+    scope: str = "layer"
+    layers: Optional[tuple[str, ...]] = None  # None = every prunable layer
+    finetune_epochs: int = 0  # masked fine-tuning per point (0 = one-shot)
+    seed: int = 0
+    noise_sigma: float = 0.1
+    latency_batch: int = 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.methods, tuple) or not self.methods:
+            raise BadInput("a sweep needs at least one method: give e.g. --methods magnitude,random")
+        if len(set(self.methods)) != len(self.methods):
+            raise BadInput(f"methods {', '.join(self.methods)} name a method twice: list each once")
+        if not isinstance(self.rates, tuple) or not self.rates:
+            raise BadInput("a sweep needs at least one sparsity: give e.g. --rates 0,0.5,0.9")
+        for rate in self.rates:
+            validate_sparsity(rate)
+        if len(set(self.rates)) != len(self.rates):
+            raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
+        if self.scope not in SCOPES:
+            raise BadInput(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
+        if self.layers is not None and len(self.layers) == 0:
+            raise BadInput("no layer selected for pruning: select at least one prunable layer")
+        if self.finetune_epochs < 0:
+            raise BadInput(f"finetune epochs must be >= 0, not {self.finetune_epochs}")
+
+    def point(self, method: str, rate: float) -> PruneSpec:
+        """The single prune this sweep runs for (method, rate): `Engine.prune` of it gives the same row."""
+        return PruneSpec(
+            model=self.model, data=self.data, method=method, sparsity=rate, scope=self.scope,
+            layers=self.layers, finetune_epochs=self.finetune_epochs, seed=self.seed,
+            noise_sigma=self.noise_sigma, latency_batch=self.latency_batch,
+        )
+
+    def points(self) -> list[tuple[str, float]]:
+        """(method, rate) in run order: method by method, so each curve completes in turn."""
+        return [(m, float(r)) for m in self.methods for r in self.rates]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "SweepSpec":
+        raw = spec_fields(raw)
+        raw["methods"] = tuple(raw.get("methods", ("magnitude",)))
+        raw["rates"] = tuple(float(r) for r in raw.get("rates", SEED_RATES))
+        return cls(**raw)
 
 
 @dataclass(frozen=True)
-class PruneReport:
-    """A pruned model measured against its baseline (DESIGN §3, §5, §8)."""
+class SensitivitySpec(SpecCodec):
+    """Which model and data, which sparsities to try on each layer alone, with which method."""
 
-    spec: PruneSpec
-    method: str
-    granularity: str
-    target_sparsity: float
-    sparsity: float  # measured zeros among the weights the target applies to
-    baseline: dict[str, float]
-    pruned: dict[str, float]
-    layers: pd.DataFrame  # name, type, params, nonzero_params, sparsity, shape_before, shape_after
-    histograms: dict[str, dict[str, Any]]  # layer -> edges, before, after, zeros_before, zeros_after
-    mask_images: dict[str, list[list[int]]]  # layer -> percent of weights kept per cell, rows x cols
-    timing_s: dict[str, float]
-    model_path: str
-    environment: dict[str, str]
-    notes: tuple[str, ...] = ()
+    model: ModelRef = field(default_factory=ModelRef)
+    data: DataRef = field(default_factory=DataRef)
+    rates: tuple[float, ...] = DEFAULT_RATES
+    method: str = "magnitude"
+    layers: Optional[tuple[str, ...]] = None  # None = every prunable layer
+    seed: int = 0
 
-    def derived(self) -> dict[str, float]:
-        """Relative figures, derived from the measured metrics (never measured apart)."""
-        return derive(self.baseline, self.pruned)
+    def __post_init__(self) -> None:
+        if not isinstance(self.rates, tuple) or not self.rates:
+            raise BadInput("a sensitivity scan needs at least one sparsity: give e.g. --rates 0.5,0.9")
+        for rate in self.rates:
+            validate_sparsity(rate)
+        if len(set(self.rates)) != len(self.rates):
+            raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
+        if self.layers is not None and len(self.layers) == 0:
+            raise BadInput("no layer selected for the scan: select at least one prunable layer")
 
-    def to_json_dict(self) -> dict[str, Any]:
-        layers = self.layers[
-            ["name", "type", "params", "nonzero_params", "sparsity", "shape_before", "shape_after"]
-        ]
-        return {
-            "method": self.method,
-            "granularity": self.granularity,
-            "target_sparsity": self.target_sparsity,
-            "sparsity": self.sparsity,
-            "baseline": self.baseline,
-            "pruned": self.pruned,
-            "derived": self.derived(),
-            "layers": json.loads(layers.to_json(orient="records")),
-            "timing_s": self.timing_s,
-            "model_path": self.model_path,
-            "environment": self.environment,
-            "notes": list(self.notes),
-            "spec": self.spec.to_dict(),
-        }
-
-
-def derive(baseline: dict[str, float], pruned: dict[str, float]) -> dict[str, float]:
-    def ratio(num: float, den: float) -> float:
-        return float(num / den) if den else float("nan")
-
-    return {
-        "accuracy_loss": baseline["accuracy"] - pruned["accuracy"],
-        "parameter_reduction": 1.0 - ratio(pruned["nonzero_params"], baseline["nonzero_params"]),
-        "speedup": ratio(baseline["latency_ms"], pruned["latency_ms"]),
-        "size_reduction": 1.0 - ratio(pruned["gzip_bytes"], baseline["gzip_bytes"]),
-        "flops_reduction": 1.0 - ratio(pruned["effective_flops"], baseline["effective_flops"]),
-        "robustness_change": pruned["robust_accuracy"] - baseline["robust_accuracy"],
-    }
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "SensitivitySpec":
+        raw = spec_fields(raw)
+        raw["rates"] = tuple(float(r) for r in raw.get("rates", DEFAULT_RATES))
+        return cls(**raw)

@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional
 import streamlit as st
 
 from pruning.executors.base import Executor, make_executor
-from pruning.specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec, parse_sparsities
+from pruning.reports import BaselineReport, PruneReport
+from pruning.specs import DataRef, ModelRef, ProgressFn, PruneSpec, parse_sparsities
 
 
 @st.cache_resource(show_spinner=False)
@@ -124,8 +125,17 @@ def read_bytes(path: str) -> bytes:
 
 # -- sweeps and sensitivity (issue 4) -------------------------------------------------------
 from pruning.errors import BadInput  # noqa: E402
-from pruning.run.sensitivity import SensitivityReport, SensitivitySpec, plan_sparsity, sensitivity_outcome  # noqa: E402
-from pruning.run.sweep import SweepReport, SweepSpec, report_from_rows  # noqa: E402
+from pruning.plan import plan_sparsity  # noqa: E402
+from pruning.reports import (  # noqa: E402
+    SensitivityReport,  # noqa: E402
+    SweepReport,
+    report_from_rows,
+)
+from pruning.run.sensitivity import sensitivity_outcome  # noqa: E402
+from pruning.specs import (
+    SensitivitySpec,  # noqa: E402
+    SweepSpec,  # noqa: E402
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -204,6 +214,7 @@ def scan_methods() -> list[str]:
 
 # -- run history, export and reports (issue 5) ----------------------------------------------
 import pandas as pd  # noqa: E402
+
 
 def rerun(run_id: int, on_progress: Optional[ProgressFn] = None) -> int:
     """Prune a stored run's spec again, uncached, as a new run; returns the new run's id."""

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import streamlit as st
 
-from pruning.specs import PruneReport
+from pruning.reports import PruneReport
 
 HELP = {
     "accuracy": "Top-1 accuracy on the test split.",

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pruning.runs.palette import BASELINE_COLOR, method_color  # one colour table for the app and the reports
+from pruning.runs.palette import (  # one colour table for the app and the reports
+    BASELINE_COLOR,
+    method_color,
+)
 
 ZERO_COLOR = "#d62728"
 

@@ -12,12 +12,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import streamlit as st
 
-from pruning.paths import home  # not baselines: that imports TensorFlow
 from pruning.errors import BadInput
+from pruning.paths import home  # not baselines: that imports TensorFlow
 from pruning.specs import DataRef, ModelRef
 
 from . import backend, state
-
 
 _UNSET = object()
 

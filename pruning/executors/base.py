@@ -9,9 +9,16 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable, Mapping, Optional, Protocol
 
-from ..run.sensitivity import SensitivityReport, SensitivitySpec
-from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
-from ..run.sweep import PointFn, SweepReport, SweepSpec
+from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
+from ..specs import (
+    DataRef,
+    ModelRef,
+    PointFn,
+    ProgressFn,
+    PruneSpec,
+    SensitivitySpec,
+    SweepSpec,
+)
 
 
 class Executor(Protocol):
@@ -41,7 +48,9 @@ class InlineExecutor:
     name = "inline"
 
     def __init__(self, capacity: int = 2):
-        from ..run.engine import Engine  # TensorFlow loads only when an executor is made
+        from ..run.engine import (
+            Engine,  # TensorFlow loads only when an executor is made
+        )
 
         self.engine = Engine(capacity)
         self.lock = threading.RLock()
@@ -77,7 +86,9 @@ def _worker() -> Executor:
 
 
 def _ray() -> Executor:
-    from .ray_actors import RayExecutor  # Ray is optional (requirements-ray.txt): imported only when chosen
+    from .ray_actors import (
+        RayExecutor,  # Ray is optional (requirements-ray.txt): imported only when chosen
+    )
 
     return RayExecutor()
 

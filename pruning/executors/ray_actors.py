@@ -18,9 +18,23 @@ import pandas as pd
 
 from ..errors import BadInput
 from ..paths import home
-from ..run.sensitivity import SensitivityReport, SensitivitySpec
-from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec, file_sha256
-from ..run.sweep import ROW_KEYS, PointFn, SweepReport, SweepSpec
+from ..reports import (
+    ROW_KEYS,
+    BaselineReport,
+    PruneReport,
+    SensitivityReport,
+    SweepReport,
+)
+from ..specs import (
+    DataRef,
+    ModelRef,
+    PointFn,
+    ProgressFn,
+    PruneSpec,
+    SensitivitySpec,
+    SweepSpec,
+    file_sha256,
+)
 from .wire import dumps, from_wire, to_wire
 from .worker import ERRORS, Cancelled, WorkerDied, WorkerError, _label
 

@@ -12,9 +12,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..run.sensitivity import SensitivityReport, SensitivitySpec
-from ..specs import BaselineReport, DataRef, ModelRef, PruneReport, PruneSpec
-from ..run.sweep import SweepReport, SweepSpec
+from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
+from ..specs import DataRef, ModelRef, PruneSpec, SensitivitySpec, SweepSpec
 
 
 def plain(value: Any) -> Any:

@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ..errors import BadInput
-from ..run.sensitivity import SensitivityReport, SensitivitySpec
-from ..specs import BaselineReport, DataRef, ModelRef, ProgressFn, PruneReport, PruneSpec
-from ..run.sweep import PointFn, SweepReport, SweepSpec
+from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
+from ..specs import (
+    DataRef,
+    ModelRef,
+    PointFn,
+    ProgressFn,
+    PruneSpec,
+    SensitivitySpec,
+    SweepSpec,
+)
 from .wire import dumps, from_wire, to_wire
 
 MAX_JOBS = 200  # recycle after this many jobs: TensorFlow's caches only grow

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._keras import keras, tf
-from ..model.datasets import Dataset
 from ..core.prunable import iter_layers
+from ..model.datasets import Dataset
 
 BATCH = 64
 BN_RECALIBRATION_SAMPLES = 1024

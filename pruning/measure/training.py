@@ -10,8 +10,8 @@ from typing import Optional
 import numpy as np
 
 from .._keras import keras, tf
-from ..model.datasets import Dataset
 from ..errors import BadInput
+from ..model.datasets import Dataset
 from ..specs import ProgressFn
 
 FINETUNE_BATCH = 64

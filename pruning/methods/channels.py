@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import numpy as np
 
-from ..errors import BadInput
 from ..core.masks import keep_count
-from . import PruneRequest, PruneResult
+from ..errors import BadInput
+from .base import PruneRequest, PruneResult
 
 if TYPE_CHECKING:
     from ..core.surgery import ChannelGroup
@@ -38,7 +38,11 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
     producers are all selected, remove the `sparsity` fraction of channels that score lowest."""
 
     def prune(request: PruneRequest) -> PruneResult:
-        from ..core.surgery import find_groups, kept_masks, prune_channels  # TensorFlow only when run
+        from ..core.surgery import (  # TensorFlow only when run
+            find_groups,
+            kept_masks,
+            prune_channels,
+        )
 
         selected = {key.split("/")[0] for key in request.weights}
         groups, notes = [], []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
 
-from . import Method, PruneRequest
+from .base import Method, PruneRequest
 from .channels import ranked, unit_vectors
 
 if TYPE_CHECKING:

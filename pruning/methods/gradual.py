@@ -7,9 +7,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-
 from ..errors import BadInput
-from . import Method, PruneRequest, PruneResult
+from .base import Method, PruneRequest, PruneResult
 from .data import loss_for, training_sample
 
 DEFAULT_EPOCHS = 2  # when the spec asks for no fine-tuning epochs: pruning needs some training

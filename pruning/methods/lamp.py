@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BadInput
 from ..core.masks import global_masks
-from . import Method, PruneRequest, PruneResult
+from ..errors import BadInput
+from .base import Method, PruneRequest, PruneResult
 
 
 def lamp_scores(weights: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Method, PruneRequest, scored
+from .base import Method, PruneRequest, scored
 
 
 def magnitude_scores(request: PruneRequest) -> dict[str, np.ndarray]:

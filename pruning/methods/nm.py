@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.masks import keep_count
-from . import Method, PruneRequest, PruneResult
+from .base import Method, PruneRequest, PruneResult
 
 M = 4
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Method, PruneRequest, scored
+from .base import Method, PruneRequest, scored
 from .data import loss_for, training_sample
 
 SAMPLES = 512

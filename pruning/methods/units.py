@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from . import Method, PruneRequest
+from .base import Method, PruneRequest
 from .channels import ranked, unit_vectors
 
 if TYPE_CHECKING:

@@ -13,13 +13,13 @@ from typing import Optional
 import numpy as np
 
 from .._keras import keras, tf
-from .datasets import Dataset
 from ..errors import BadInput
-from .safety import inspect_model_file
 from ..measure.calibration import recalibrate_batchnorm
 from ..measure.metrics import save_model
 from ..paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from ..specs import DataRef, ModelRef, ProgressFn
+from .datasets import Dataset
+from .safety import inspect_model_file
 from .zoo import ZOO, imagenet_weights_path
 
 TRAIN_BATCH = 64

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
-from ..paths import home
 from ..errors import BadInput
+from ..paths import home
 from ..plain import to_plain
-from ..specs import PruneReport, PruneSpec
+from ..reports import PruneReport
+from ..specs import PruneSpec
 
 SCHEMA_VERSION = 2
 KINDS = ("prune", "sweep", "sensitivity")

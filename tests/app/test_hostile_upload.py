@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import INPUT_SHAPE
 from streamlit.testing.v1 import AppTest
 
-from conftest import INPUT_SHAPE
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from pruning.paths import home
-from pruning.specs import PruneSpec
 from pruning.runs.store import RunStore
+from pruning.specs import PruneSpec
 from ui import state
 
 ROOT = Path(__file__).resolve().parents[2]

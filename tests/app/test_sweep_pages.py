@@ -63,7 +63,7 @@ def test_sweep_page_waits_for_the_button_then_draws_every_chart(tiny_refs):
 
     # every point was stored as it finished, in one completed run
     from pruning.runs.store import open_store
-    from pruning.run.sweep import SweepSpec
+    from pruning.specs import SweepSpec
 
     spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "random"), rates=(0.0, 0.5, 0.8))
     runs = [r for r in open_store().list(kind="sweep") if r.source == "app" and SweepSpec.from_dict(r.spec) == spec]

@@ -11,11 +11,11 @@ from typing import Callable
 
 import numpy as np
 import pytest
-
 from conftest import CLASSES, INPUT_SHAPE
+
+from pruning.errors import BadInput
 from pruning.model import datasets
 from pruning.model.datasets import load_npz
-from pruning.errors import BadInput
 
 GOOD_Y = np.arange(6) % CLASSES
 

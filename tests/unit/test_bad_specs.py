@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from conftest import INPUT_SHAPE
+
 from pruning.errors import BadInput
 from pruning.specs import PruneSpec
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.model.datasets import Dataset
 from pruning.measure.calibration import recalibrate_batchnorm
+from pruning.model.datasets import Dataset
 
 
 def test_moving_stats_become_the_mean_of_batch_statistics():

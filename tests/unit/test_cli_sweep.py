@@ -12,8 +12,8 @@ import pytest
 
 from pruning.cli import main
 from pruning.core.masks import keep_count
+from pruning.reports import ROW_KEYS
 from pruning.specs import METRIC_KEYS
-from pruning.run.sweep import ROW_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 

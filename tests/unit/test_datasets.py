@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.model.datasets import load_dataset, load_digits, load_npz
 from pruning.errors import BadInput
+from pruning.model.datasets import load_dataset, load_digits, load_npz
 from pruning.specs import DataRef
 
 

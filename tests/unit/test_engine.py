@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.model.baselines import weights_checksum
-from pruning.errors import BadInput
 from pruning.core.masks import keep_count
+from pruning.errors import BadInput
+from pruning.model.baselines import weights_checksum
 from pruning.specs import METRIC_KEYS, PruneSpec, file_sha256
 
 

@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 
-from pruning.runs import export
 from pruning.cli import main
 from pruning.errors import BadInput
+from pruning.runs import export
 from pruning.runs.export import AGREEMENT_MIN, ExportError
-from pruning.specs import PruneSpec
 from pruning.runs.store import RunStore
+from pruning.specs import PruneSpec
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
-
 from conftest import INPUT_SHAPE, build_tiny_cnn
+
 from pruning.errors import BadInput
 from pruning.model.safety import MAX_ZIP_MEMBERS, inspect_model_file
 
@@ -315,8 +315,8 @@ def test_good_models_pass_and_load(tmp_path, tiny_model_file, good):
     functional model with TF-op layers (x * 2) are all accepted and load."""
     from pruning._keras import keras
     from pruning.model.baselines import load_model_file
-    from pruning.specs import ModelRef
     from pruning.model.zoo import ZOO
+    from pruning.specs import ModelRef
 
     L = keras.layers
     inputs = L.Input((6,))

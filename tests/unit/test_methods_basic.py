@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.errors import BadInput
 from pruning.core.masks import keep_count
+from pruning.errors import BadInput
 from pruning.methods import METHODS, PruneRequest, get_method
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
+from pruning.core.masks import keep_count
+from pruning.core.prunable import find_prunable
+from pruning.methods import METHODS, PruneRequest
 from pruning.model.baselines import weights_checksum
 from pruning.model.datasets import Dataset
-from pruning.core.masks import keep_count
-from pruning.methods import METHODS, PruneRequest
-from pruning.core.prunable import find_prunable
 
 SPARSITY = 0.5
 L = keras.layers

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
-from pruning.model.datasets import Dataset
-from pruning.methods import METHODS, PruneRequest
-from pruning.methods.apoz import apoz
 from pruning.core.prunable import find_prunable
 from pruning.core.surgery import find_groups
+from pruning.methods import METHODS, PruneRequest
+from pruning.methods.apoz import apoz
+from pruning.model.datasets import Dataset
 
 L = keras.layers
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
-from pruning.model.baselines import weights_checksum
-from pruning.model.datasets import Dataset
-from pruning.errors import BadInput
 from pruning.core.masks import keep_count, top_k_mask
+from pruning.core.prunable import find_prunable
+from pruning.errors import BadInput
 from pruning.methods import METHODS, PruneRequest
 from pruning.methods.gradual import schedule_steps
 from pruning.methods.lamp import lamp_scores
 from pruning.methods.taylor import taylor_scores
-from pruning.core.prunable import find_prunable
+from pruning.model.baselines import weights_checksum
+from pruning.model.datasets import Dataset
 
 L = keras.layers
 

@@ -16,9 +16,11 @@ import pytest
 pytest.importorskip("ray")
 
 from pruning.errors import BadInput  # noqa: E402
-from pruning.run.sensitivity import SensitivitySpec  # noqa: E402
-from pruning.run.sweep import SweepSpec  # noqa: E402
 from pruning.executors.worker import Cancelled  # noqa: E402
+from pruning.specs import (
+    SensitivitySpec,  # noqa: E402
+    SweepSpec,  # noqa: E402
+)
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 
 from pruning.cli import main
 from pruning.runs.report import build_report, related_sweeps, write_report
-from pruning.specs import PruneSpec
 from pruning.runs.store import RunStore
+from pruning.specs import PruneSpec
 
 
 def charts(page: str) -> dict[str, list[dict]]:

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 import pruning.run.sensitivity as sensitivity_module
-from pruning.model.baselines import weights_checksum
-from pruning.errors import BadInput
 from pruning.core.masks import keep_count
-from pruning.run.sensitivity import SensitivitySpec, plan_from_drops, plan_sparsity, plan_spec, run_sensitivity
-from pruning.specs import PruneSpec
+from pruning.errors import BadInput
+from pruning.model.baselines import weights_checksum
+from pruning.plan import plan_from_drops, plan_sparsity, plan_spec
+from pruning.run.sensitivity import run_sensitivity
+from pruning.specs import PruneSpec, SensitivitySpec
 
 SIZES = {"conv": 36, "hidden": 1024, "out": 64}
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pruning.runs import store as store_module
 from pruning.errors import BadInput
-from pruning.specs import DataRef, ModelRef, PruneReport, PruneSpec
+from pruning.reports import PruneReport
+from pruning.runs import store as store_module
 from pruning.runs.store import SCHEMA_VERSION, Outcome, RunStore, StoreError
+from pruning.specs import DataRef, ModelRef, PruneSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ import pytest
 
 from pruning._keras import keras
 from pruning.core.masks import keep_count
-from pruning.methods import METHODS, PruneRequest
 from pruning.core.prunable import find_prunable
 from pruning.core.surgery import find_groups, kept_masks, prune_channels
+from pruning.methods import METHODS, PruneRequest
 
 L = keras.layers
 X = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype(np.float32)

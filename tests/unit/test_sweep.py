@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 import pruning.run.sweep as sweep_module
-from pruning.model.baselines import weights_checksum
-from pruning.run.engine import Engine
-from pruning.errors import BadInput
 from pruning.core.masks import keep_count
-from pruning.specs import METRIC_KEYS, ModelRef, DataRef, PruneSpec
-from pruning.run.sweep import ROW_KEYS, SweepSpec, run_sweep, seed_table, to_markdown, wilson_interval
+from pruning.errors import BadInput
+from pruning.model.baselines import weights_checksum
+from pruning.reports import ROW_KEYS, seed_table, to_markdown, wilson_interval
+from pruning.run.engine import Engine
+from pruning.run.sweep import run_sweep
+from pruning.specs import METRIC_KEYS, DataRef, ModelRef, PruneSpec, SweepSpec
 
 SIZES = {"conv": 36, "hidden": 1024, "out": 64}  # the tiny CNN's prunable kernels
 COMPARED = ("accuracy", "loss", "train_accuracy", "robust_accuracy", "params", "nonzero_params",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pruning.model.datasets import load_npz
 from pruning.measure.training import mixed_precision_supported, mixed_twin, train_masked
+from pruning.model.datasets import load_npz
 
 
 def tiny_dense(seed: int = 0):

@@ -20,12 +20,10 @@ import pytest
 
 from pruning.errors import BadInput
 from pruning.executors.base import InlineExecutor, make_executor
-from pruning.run.sensitivity import SensitivitySpec
-from pruning.specs import PruneSpec, file_sha256
-from pruning.runs.store import open_store
-from pruning.run.sweep import SweepSpec
 from pruning.executors.wire import dumps, from_wire, reports_equal, to_wire
 from pruning.executors.worker import Cancelled, WorkerDied, WorkerExecutor
+from pruning.runs.store import open_store
+from pruning.specs import PruneSpec, SensitivitySpec, SweepSpec, file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 # Measured afresh on every run: timers, and gzip of a .keras zip whose member timestamps change.

@@ -1,0 +1,132 @@
+"""Per-layer views of a pruned model for its report: the layer table, histograms, mask images.
+
+Everything is read off weights in the base model's shapes, so masks and structured results
+are drawn the same way (removed filters read as zeros).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+from .._keras import keras
+from ..core.prunable import PrunableWeight, find_prunable, iter_layers
+
+if TYPE_CHECKING:
+    from .workbench import Workbench
+
+HIST_BINS = 40
+MASK_IMAGE_CELLS = 48
+
+
+def measured_sparsity(weights: list[np.ndarray], selected: list[PrunableWeight]) -> float:
+    """Zeros among the selected tensors, over their size: what the target asked for."""
+    total = sum(pw.size for pw in selected)
+    zeros = sum(pw.size - int(np.count_nonzero(weights[pw.index])) for pw in selected)
+    return zeros / total
+
+
+def in_base_shapes(bench: "Workbench", new: keras.Model,
+                   masks: Optional[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
+    """The base weight list with each prunable tensor replaced by its value in `new`,
+    scattered back into the original shape (removed filters/units read as zeros).
+
+    Surgery slices with sorted indices, so a kept weight's row-major order is unchanged:
+    the new tensor fills the mask's True positions in order.
+    """
+    found = {pw.key: new.weights[pw.index].numpy() for pw in find_prunable(new)}
+    weights = list(bench.base_weights)
+    for pw in bench.prunable:
+        value = found.get(pw.key)
+        if value is None:
+            raise RuntimeError(f"the pruned model lost layer {pw.layer}")
+        if value.shape != pw.shape:
+            if masks is None or pw.key not in masks:
+                raise RuntimeError(f"{pw.key} changed shape but the method gave no mask to place it")
+            expanded = np.zeros(pw.shape, dtype=value.dtype)
+            expanded[masks[pw.key]] = value.reshape(-1)
+            value = expanded
+        weights[pw.index] = value
+    return weights
+
+
+def layer_rows(bench: "Workbench", weights: list[np.ndarray], targets: Mapping[str, float],
+               new: Optional[keras.Model] = None) -> pd.DataFrame:
+    """One row per layer with weights; `targets` holds the requested sparsity of pruned layers.
+
+    With `new` (a structured result), params and shapes come from its layer of the same
+    name, beside the original shape.
+    """
+    grouped = bench.by_layer()
+    variables = bench.model.weights
+    index = {id(v): i for i, v in enumerate(variables)}
+    new_layers = {layer.name: layer for layer in iter_layers(new)} if new is not None else {}
+    rows = []
+    for layer in iter_layers(bench.model):
+        idx = [index[id(v)] for v in layer.weights]
+        if not idx:
+            continue
+        parts = grouped.get(layer.name, [])
+        prunable_n = sum(pw.size for pw in parts)
+        zeros = sum(pw.size - int(np.count_nonzero(weights[pw.index])) for pw in parts)
+        if new is None:
+            kernel = bench.base_weights[parts[0].index] if parts else bench.base_weights[idx[0]]
+            after = [weights[i] for i in idx]
+            shape_before = shape_after = str(tuple(kernel.shape))
+        else:
+            # the kernel (or first weight) stands for the layer's shape, before and after
+            position = [id(v) for v in layer.weights].index(id(variables[parts[0].index])) if parts else 0
+            after = [w.numpy() for w in new_layers[layer.name].weights]
+            shape_before = str(tuple(bench.base_weights[idx[position]].shape))
+            shape_after = str(tuple(after[position].shape))
+        rows.append({
+            "name": layer.name,
+            "type": type(layer).__name__,
+            "params": int(sum(w.size for w in after)),
+            "nonzero_params": int(sum(np.count_nonzero(w) for w in after)),
+            "prunable_params": prunable_n,
+            "sparsity": zeros / prunable_n if prunable_n else None,
+            "target_sparsity": targets.get(layer.name),
+            "shape_before": shape_before,
+            "shape_after": shape_after,
+        })
+    return pd.DataFrame(rows)
+
+
+def histograms(bench: "Workbench", weights: list[np.ndarray]) -> dict[str, dict]:
+    """Per layer: bin edges over the base weights, counts of nonzero weights before and after,
+    and the zeros counted apart, so the hole pruning leaves around zero shows."""
+    out = {}
+    for layer, parts in bench.by_layer().items():
+        before = np.concatenate([bench.base_weights[pw.index].reshape(-1) for pw in parts])
+        after = np.concatenate([weights[pw.index].reshape(-1) for pw in parts])
+        edges = np.linspace(before.min(), before.max(), HIST_BINS + 1)
+        out[layer] = {
+            "edges": edges.tolist(),
+            "before": np.histogram(before[before != 0], edges)[0].tolist(),
+            "after": np.histogram(after[after != 0], edges)[0].tolist(),
+            "zeros_before": int((before == 0).sum()),
+            "zeros_after": int((after == 0).sum()),
+        }
+    return out
+
+
+def mask_images(bench: "Workbench", weights: list[np.ndarray]) -> dict[str, list[list[int]]]:
+    """Per layer: the percent of weights kept in each cell of a grid at most 48 x 48."""
+    out = {}
+    for layer, parts in bench.by_layer().items():
+        kept = np.concatenate(
+            [(weights[pw.index] != 0).reshape(-1, pw.shape[-1]) for pw in parts], axis=0
+        ).astype(np.float32)
+        # whole percents: small ints are shared objects in Python, so a cached report
+        # costs pointers, not a float object per cell
+        out[layer] = np.rint(_downsample(kept, MASK_IMAGE_CELLS) * 100).astype(int).tolist()
+    return out
+
+
+def _downsample(image: np.ndarray, cells: int) -> np.ndarray:
+    """Mean over blocks so that neither side exceeds `cells`."""
+    rows = np.array_split(np.arange(image.shape[0]), min(cells, image.shape[0]))
+    cols = np.array_split(np.arange(image.shape[1]), min(cells, image.shape[1]))
+    return np.array([[image[np.ix_(r, c)].mean() for c in cols] for r in rows])

@@ -1,0 +1,206 @@
+"""The one prune sequence: prune -> fine-tune -> recalibrate -> evaluate -> measure.
+
+The Prune page, sweeps and reports all run `prune_once`; `prune_report` adds the per-layer
+views of the report, a sweep keeps only the measured row.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from ..core.prunable import PrunableWeight, find_prunable
+from ..errors import BadInput
+from ..measure.calibration import recalibrate_batchnorm
+from ..measure.metrics import layer_macs, make_forward
+from ..measure.training import mixed_precision_supported, train_masked
+from ..methods import Method, PruneRequest, PruneResult, get_method
+from ..model.baselines import home
+from ..reports import PruneReport
+from ..specs import ProgressFn, PruneSpec
+from .layers import (
+    histograms,
+    in_base_shapes,
+    layer_rows,
+    mask_images,
+    measured_sparsity,
+)
+
+if TYPE_CHECKING:
+    from .workbench import Workbench
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """One pass through the sequence: what a report or a sweep row is made of."""
+
+    spec: PruneSpec
+    method: Method
+    request: PruneRequest
+    result: PruneResult
+    selected: list[PrunableWeight]
+    baseline: dict[str, float]  # with the dense latency timed in this same run
+    metrics: dict[str, float]  # the pruned model's, the keys of DESIGN §5
+    weights: list[np.ndarray]  # the pruned weights in the base model's shapes
+    sparsity: float  # measured among the selected tensors
+    timing_s: dict[str, float]  # prune, finetune, evaluate, measure
+    recalibrated: int  # training samples BatchNorm statistics were re-estimated on (0: none)
+    notes: tuple[str, ...]
+
+
+def artifact_path(spec: PruneSpec) -> Path:
+    """Where the pruned model of `spec` is saved, in the backend's artifact folder."""
+    return home() / "artifacts" / f"{spec.key()}.keras"
+
+
+def prune_once(bench: "Workbench", spec: PruneSpec, model_path: Path, method: Optional[Method] = None,
+               on_progress: Optional[ProgressFn] = None) -> Pruned:
+    """Prune `bench`'s model as `spec` says, then fine-tune, evaluate and measure the result.
+
+    A masks result is applied to the working model in place (the caller resets it when it
+    is done); a new model (structured, or retrained by gradual) is measured with its own
+    traced forward and the working model is left untouched.
+    """
+    method = method or get_method(spec.method)
+    if spec.scope not in method.scopes:
+        raise BadInput(f"{method.name} supports scope {', '.join(method.scopes)}, not {spec.scope}")
+    baseline = bench.baseline_metrics(spec)
+    selected = bench.select(spec.layers)
+    if not (method.masks_only and not method.reads_model):
+        bench.reset()  # it reads the working model: it must see the dense one, not the last masks
+    request = bench.request(spec, selected, on_progress)
+    t0 = time.perf_counter()
+    result = method.prune(request)
+    if result.model is None and result.masks is None:
+        raise RuntimeError(f"{method.name} returned neither masks nor a model")
+    new = result.model
+    if new is None:
+        bench.apply_masks(result.masks)
+    prune_s = time.perf_counter() - t0
+    mixed = use_mixed_precision(spec)
+    finetune_s = 0.0
+    if spec.finetune_epochs and not method.trains:  # methods that train ran the epochs themselves
+        t0 = time.perf_counter()
+        if new is None:
+            bench.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress, mixed=mixed)
+        else:
+            # keep the zeros a mask method left; a shrunk model has none to keep
+            keep = {} if method.granularity == "structured" else {
+                pw.index: new.weights[pw.index].numpy() != 0 for pw in find_prunable(new)}
+            train_masked(new, keep, bench.dataset, spec.finetune_epochs, spec.seed, on_progress, mixed=mixed)
+        finetune_s = time.perf_counter() - t0
+    recalibrated = 0
+    if method.granularity == "structured" or spec.recalibrate_bn:
+        # removed channels or zeroed weights shift every later layer's input statistics;
+        # re-estimating BatchNorm's moving statistics on training data (adaptive BN, Li et
+        # al. 2020) recovers most of the one-shot loss without any gradient step
+        recalibrated = recalibrate_batchnorm(new if new is not None else bench.model, bench.dataset, spec.seed)
+        if new is None and recalibrated:
+            bench.mark_dirty()
+    t0 = time.perf_counter()
+    forward = make_forward(new) if new is not None else None
+    metrics = bench.evaluate(spec, forward=forward)
+    evaluate_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics.update(bench.measure(spec, model_path, model=new, forward=forward,
+                                 macs=layer_macs(new) if new is not None else None, against_base=True))
+    measure_s = time.perf_counter() - t0
+    # the dense latency timed in this same run replaces the one from baseline time
+    baseline = dict(baseline, latency_ms=metrics.pop("base_latency_ms"),
+                    latency_p90_ms=metrics.pop("base_latency_p90_ms"))
+    weights = bench.current_weights() if new is None else in_base_shapes(bench, new, result.masks)
+    notes = _mask_notes(method) + result.notes + _precision_notes(spec, method)
+    if method.granularity == "structured":
+        notes += (_speedup_note(baseline, metrics, spec, bench.env["device"]),)
+    notes += _recalibration_notes(spec, method, recalibrated)
+    return Pruned(
+        spec=spec, method=method, request=request, result=result, selected=selected, baseline=baseline,
+        metrics=metrics, weights=weights, sparsity=measured_sparsity(weights, selected),
+        timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s, "measure": measure_s},
+        recalibrated=recalibrated, notes=notes,
+    )
+
+
+def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+    """`prune_once` with the per-layer table, histograms and mask images: the Prune page's report."""
+    start = time.perf_counter()
+    model_path = artifact_path(spec)
+    try:
+        done = prune_once(bench, spec, model_path, on_progress=on_progress)
+        targets: dict[str, float] = {}
+        for key, value in done.request.sparsity.items():
+            layer = key.split("/")[0]
+            targets[layer] = max(value, targets.get(layer, 0.0))
+        return PruneReport(
+            spec=spec, method=done.method.name, granularity=done.method.granularity,
+            target_sparsity=spec.sparsity, sparsity=done.sparsity, baseline=done.baseline, pruned=done.metrics,
+            layers=layer_rows(bench, done.weights, targets, new=done.result.model),
+            histograms=histograms(bench, done.weights), mask_images=mask_images(bench, done.weights),
+            timing_s={**done.timing_s, "total": time.perf_counter() - start},
+            model_path=str(model_path), environment=dict(bench.env), notes=done.notes,
+        )
+    finally:
+        bench.reset()
+
+
+def use_mixed_precision(spec: PruneSpec) -> bool:
+    """Mixed float16 fine-tuning only when asked for and a GPU can run it fast."""
+    return spec.mixed_precision and spec.finetune_epochs > 0 and mixed_precision_supported()
+
+
+def _recalibration_notes(spec: PruneSpec, method: Method, recalibrated: int) -> tuple[str, ...]:
+    if method.granularity == "structured":
+        if not recalibrated:
+            return ()
+        return (f"BatchNorm statistics re-estimated on {recalibrated:,} training samples after "
+                "surgery (no weights trained).",)
+    if not spec.recalibrate_bn:
+        return ()
+    if recalibrated:
+        return (f"BatchNorm statistics re-estimated on {recalibrated:,} training samples after pruning "
+                "(no weights trained).",)
+    return ("No BatchNorm statistics to re-estimate (no BatchNorm layer, or no training data).",)
+
+
+def _precision_notes(spec: PruneSpec, method: Method) -> tuple[str, ...]:
+    if not spec.mixed_precision or not spec.finetune_epochs or method.trains:
+        return ()
+    if use_mixed_precision(spec):
+        return ("Fine-tuned in mixed precision (float16 compute, float32 weights, loss scaling).",)
+    return ("Mixed precision needs a GPU with compute capability 7.0 or newer, and none is visible: "
+            "fine-tuned in float32.",)
+
+
+def _speedup_note(baseline: dict[str, float], pruned: dict[str, float], spec: PruneSpec, device: str) -> str:
+    flops = baseline["flops"] / pruned["flops"] if pruned["flops"] else float("nan")
+    speedup = baseline["latency_ms"] / pruned["latency_ms"] if pruned["latency_ms"] else float("nan")
+    note = (
+        f"The pruned model is a plain, smaller Keras model ({baseline['params']:,} -> {pruned['params']:,} "
+        f"parameters, {flops:.2f}x fewer FLOPs). Measured latency speedup against the dense model: "
+        f"{speedup:.2f}x ({baseline['latency_ms']:.3f} -> {pruned['latency_ms']:.3f} ms per batch of "
+        f"{spec.latency_batch} on {device}, both timed alternately in this run)."
+    )
+    if speedup < 0.8 * flops:
+        # the usual case for small models on CPU: say why the FLOP saving did not all arrive
+        note += (" It trails the FLOP ratio because at this size fixed per-layer costs (op dispatch, "
+                 "memory traffic, pooling/activation layers) weigh as much as the multiply-adds, and they "
+                 "do not shrink with the channel count.")
+    return note
+
+
+def _mask_notes(method: Method) -> tuple[str, ...]:
+    if method.granularity == "structured":
+        return ()
+    return (
+        "Masks set weights to zero but keep every kernel dense, so TensorFlow still multiplies "
+        "by the zeros: expect a speedup of about 1.0x. The gain is in the compressed file size; "
+        "structured methods remove whole filters/units and make the model really smaller and faster.",
+    )
+
+
+def row_timing(done: Pruned) -> dict[str, Any]:
+    """The sweep row's timing columns."""
+    return {f"{key}_s": value for key, value in done.timing_s.items()}

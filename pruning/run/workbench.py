@@ -1,0 +1,262 @@
+"""One loaded baseline and its dataset: a working model masked in place from read-only weights.
+
+Pruning many sparsities never rebuilds the model: masks are computed in numpy, assigned to
+the working copy's prunable variables, and evaluated with one traced function.
+"""
+from __future__ import annotations
+
+import platform
+from collections import OrderedDict
+from pathlib import Path
+from typing import Mapping, Optional
+
+import numpy as np
+
+from .._keras import device_name, keras, tf
+from ..core.prunable import PrunableWeight, find_prunable, layer_table
+from ..errors import BadInput
+from ..measure.metrics import (
+    accuracy_and_loss,
+    count_flops,
+    file_sizes,
+    layer_macs,
+    make_forward,
+    measure_latency,
+    measure_latency_pair,
+    predict,
+    save_model,
+)
+from ..measure.training import train_masked
+from ..methods import PruneRequest
+from ..model.baselines import home, load_baseline
+from ..model.datasets import Dataset, load_dataset
+from ..reports import BaselineReport
+from ..specs import DataRef, ModelRef, ProgressFn, PruneSpec
+
+TRAIN_EVAL_LIMIT = 2000  # train accuracy on at most this many training samples
+
+# What the working model holds: the base weights, masked prunable weights (only those
+# differ from base), or anything (after training or BatchNorm re-estimation).
+BASE, MASKED, DIRTY = "base", "masked", "dirty"
+
+
+def environment() -> dict[str, str]:
+    import tensorflow_model_optimization as tfmot
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tf_keras": keras.__version__,
+        "tfmot": tfmot.__version__,
+        "numpy": np.__version__,
+        "device": device_name(),
+    }
+
+
+class Workbench:
+    """A loaded baseline and its dataset: one working model, base weights kept read-only."""
+
+    def __init__(self, model_ref: ModelRef, data_ref: DataRef, seed: int = 0,
+                 on_progress: Optional[ProgressFn] = None):
+        self.model_ref, self.data_ref = model_ref, data_ref
+        self.dataset: Dataset = load_dataset(data_ref)
+        self.model, self.description, self.path = load_baseline(
+            model_ref, data_ref, self.dataset, seed=seed, on_progress=on_progress
+        )
+        self.base_weights = [w.copy() for w in self.model.get_weights()]
+        for w in self.base_weights:
+            w.setflags(write=False)
+        self.prunable: list[PrunableWeight] = find_prunable(self.model)
+        if not self.prunable:
+            raise BadInput(
+                f"{model_ref.label} has no prunable weights (Dense, Conv1D/2D/3D or LSTM kernels): "
+                "pick a model with such layers"
+            )
+        self._variables = self.model.weights
+        self._state = BASE
+        self.forward = make_forward(self.model)
+        self.macs = layer_macs(self.model)
+        self._noise: dict[float, np.ndarray] = {}
+        self._train_x, self._train_y = self._train_subset(seed)
+        self._baseline_metrics: dict[float, dict[str, float]] = {}  # by noise sigma
+        self._base_model: Optional[keras.Model] = None
+        self._base_forward = None
+        self.env = environment()
+
+    # -- weights ---------------------------------------------------------------------
+    def _train_subset(self, seed: int):
+        ds = self.dataset
+        if not ds.has_train:
+            return None, None
+        if len(ds.x_train) <= TRAIN_EVAL_LIMIT:
+            return ds.x_train, ds.y_train
+        pick = np.random.default_rng(seed).choice(len(ds.x_train), TRAIN_EVAL_LIMIT, replace=False)
+        return ds.x_train[pick], ds.y_train[pick]
+
+    def reset(self) -> None:
+        """Working model back to the base weights (free when it already holds them)."""
+        if self._state == DIRTY:
+            self.model.set_weights(self.base_weights)
+        elif self._state == MASKED:
+            self.assign(self.prunable, {})
+        self._state = BASE
+
+    def assign(self, parts: list[PrunableWeight], masks: Mapping[str, np.ndarray]) -> None:
+        """Each of `parts` set to its base weights times its mask (no mask: the base weights);
+        the other variables are left as they are."""
+        for pw in parts:
+            mask = masks.get(pw.key)
+            self._variables[pw.index].assign(self.base_weights[pw.index] if mask is None
+                                             else self.base_weights[pw.index] * mask)
+        if self._state == BASE:
+            self._state = MASKED
+
+    def apply_masks(self, masks: Mapping[str, np.ndarray]) -> None:
+        """Base weights with `masks` applied; every other prunable tensor dense."""
+        self.reset()
+        self.assign([pw for pw in self.prunable if pw.key in masks], masks)
+
+    def mark_dirty(self) -> None:
+        """Something beyond the prunable kernels changed (training, BatchNorm statistics)."""
+        self._state = DIRTY
+
+    def current_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self._variables]
+
+    def by_layer(self) -> "OrderedDict[str, list[PrunableWeight]]":
+        """Prunable tensors grouped by layer, in network order (an LSTM has two)."""
+        grouped: OrderedDict[str, list[PrunableWeight]] = OrderedDict()
+        for pw in self.prunable:
+            grouped.setdefault(pw.layer, []).append(pw)
+        return grouped
+
+    # -- measuring -------------------------------------------------------------------
+    def _noisy_test(self, sigma: float) -> np.ndarray:
+        if sigma not in self._noise:
+            rng = np.random.default_rng(1234)
+            x = self.dataset.x_test
+            self._noise[sigma] = (x + rng.normal(0.0, sigma, x.shape)).astype(np.float32)
+        return self._noise[sigma]
+
+    def test_accuracy(self, forward=None) -> float:
+        """Accuracy on the test split alone: what a sensitivity point costs."""
+        return accuracy_and_loss(predict(forward or self.forward, self.dataset.x_test), self.dataset.y_test)[0]
+
+    def evaluate(self, spec: PruneSpec, forward=None) -> dict[str, float]:
+        """Accuracy metrics of the working model as it is now (or of `forward`'s model)."""
+        ds = self.dataset
+        forward = forward or self.forward
+        accuracy, loss = accuracy_and_loss(predict(forward, ds.x_test), ds.y_test)
+        train_accuracy = float("nan")
+        if self._train_x is not None:
+            train_accuracy, _ = accuracy_and_loss(predict(forward, self._train_x), self._train_y)
+        robust, _ = accuracy_and_loss(predict(forward, self._noisy_test(spec.noise_sigma)), ds.y_test)
+        return {"accuracy": accuracy, "loss": loss, "train_accuracy": train_accuracy, "robust_accuracy": robust}
+
+    def base_forward(self):
+        """A traced forward of a second model instance that always holds the base weights,
+        built once, so pruned and dense latency can be timed alternately in one run."""
+        if self._base_forward is None:
+            self._base_model = keras.models.model_from_json(self.model.to_json())
+            self._base_model.set_weights(self.base_weights)
+            self._base_forward = make_forward(self._base_model)
+        return self._base_forward
+
+    def measure(self, spec: PruneSpec, model_path: Path, model: Optional[keras.Model] = None,
+                forward=None, macs=None, against_base: bool = False) -> dict[str, float]:
+        """Size, parameter, FLOP and latency metrics of the working (or a given) model.
+
+        With `against_base`, the dense baseline is timed alternately in the same run and
+        returned as `base_latency_ms` / `base_latency_p90_ms`, so the speedup is a ratio
+        measured under the same load.
+        """
+        model = model or self.model
+        forward = forward or self.forward
+        macs = macs or self.macs
+        weights = model.get_weights()
+        density = {}
+        for pw in find_prunable(model):
+            w = weights[pw.index]
+            density[pw.key] = float(np.count_nonzero(w)) / w.size
+        save_model(model, model_path)
+        size, gz = file_sizes(model_path)
+        batch = np.resize(self.dataset.x_test, (spec.latency_batch,) + self.dataset.input_shape)
+        extra = {}
+        if against_base:
+            (median, p90), (base_median, base_p90) = measure_latency_pair(forward, self.base_forward(), batch)
+            extra = {"base_latency_ms": base_median, "base_latency_p90_ms": base_p90}
+        else:
+            median, p90 = measure_latency(forward, batch)
+        return extra | {
+            "params": int(sum(w.size for w in weights)),
+            "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
+            "flops": count_flops(macs),
+            "effective_flops": count_flops(macs, density),
+            "size_bytes": size,
+            "gzip_bytes": gz,
+            "latency_ms": median,
+            "latency_p90_ms": p90,
+        }
+
+    def baseline_metrics(self, spec: PruneSpec) -> dict[str, float]:
+        if spec.noise_sigma not in self._baseline_metrics:
+            self.reset()
+            path = home() / "artifacts" / f"baseline-{Path(self.path).stem}.keras"
+            self._baseline_metrics[spec.noise_sigma] = {**self.evaluate(spec), **self.measure(spec, path)}
+        return self._baseline_metrics[spec.noise_sigma]
+
+    # -- fine-tuning -----------------------------------------------------------------
+    def finetune(self, masks: Mapping[str, np.ndarray], epochs: int, seed: int,
+                 on_progress: Optional[ProgressFn] = None, mixed: bool = False) -> None:
+        """Train the working model for `epochs`, re-applying the masks after every step."""
+        self.mark_dirty()
+        by_index = {pw.index: masks[pw.key] for pw in self.prunable if pw.key in masks}
+        train_masked(self.model, by_index, self.dataset, epochs, seed, on_progress, mixed=mixed)
+
+    # -- what a prune works on -------------------------------------------------------
+    def baseline_report(self, seed: int = 0) -> BaselineReport:
+        spec = PruneSpec(model=self.model_ref, data=self.data_ref, sparsity=0.0, seed=seed)
+        return BaselineReport(
+            model=self.model_ref, data=self.data_ref, description=self.description,
+            metrics=dict(self.baseline_metrics(spec)), layers=layer_table(self.model),
+            dataset=self.dataset.summary(), environment=dict(self.env), model_path=self.path,
+        )
+
+    def select(self, layers: Optional[tuple[str, ...]]) -> list[PrunableWeight]:
+        if layers is None:
+            return list(self.prunable)
+        names = {pw.layer for pw in self.prunable}
+        unknown = [name for name in layers if name not in names]
+        if unknown:
+            raise BadInput(
+                f"layer(s) {', '.join(unknown)} cannot be pruned: choose among {', '.join(sorted(names))}"
+            )
+        return [pw for pw in self.prunable if pw.layer in layers]
+
+    def targets(self, spec: PruneSpec, selected: list[PrunableWeight]) -> dict[str, float]:
+        """Target per selected tensor: `spec.sparsity`, overridden by `spec.layer_sparsity`
+        entries (a layer name applies to all its tensors, a `layer/attr` key to one)."""
+        targets = {pw.key: spec.sparsity for pw in selected}
+        if spec.layer_sparsity is None:
+            return targets
+        by_layer = {pw.layer for pw in selected}
+        unknown = [name for name, _ in spec.layer_sparsity if name not in by_layer and name not in targets]
+        if unknown:
+            raise BadInput(
+                f"the per-layer plan names {', '.join(unknown)}, which are not selected prunable layers: "
+                f"choose among {', '.join(sorted(by_layer))}"
+            )
+        plan = dict(spec.layer_sparsity)
+        for pw in selected:
+            # a `layer/attr` entry is more specific than its layer's entry
+            targets[pw.key] = plan.get(pw.key, plan.get(pw.layer, spec.sparsity))
+        return targets
+
+    def request(self, spec: PruneSpec, selected: list[PrunableWeight],
+                on_progress: Optional[ProgressFn] = None) -> PruneRequest:
+        """What a method sees for `spec`: the selected base weights and their targets."""
+        return PruneRequest(
+            weights={pw.key: self.base_weights[pw.index] for pw in selected},
+            sparsity=self.targets(spec, selected), scope=spec.scope, seed=spec.seed, model=self.model,
+            data=self.dataset, finetune_epochs=spec.finetune_epochs, on_progress=on_progress,
+        )
