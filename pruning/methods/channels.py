@@ -38,15 +38,12 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
     producers are all selected, remove the `sparsity` fraction of channels that score lowest."""
 
     def prune(request: PruneRequest) -> PruneResult:
-        from ..core.surgery import (  # TensorFlow only when run
-            find_groups,
-            kept_masks,
-            prune_channels,
-        )
+        from ..core.surgery import ChannelGraph  # TensorFlow only when run
 
+        graph = ChannelGraph(request.model)  # once: groups, the smaller model and its masks read it
         selected = {key.split("/")[0] for key in request.weights}
         groups, notes = [], []
-        for group in find_groups(request.model):
+        for group in graph.groups():
             if group.kind not in kinds:
                 continue
             chosen = [p for p in group.producers if p in selected]
@@ -75,7 +72,6 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
         notes += [f"not pruned: {reason}" for reason in unranked]
         if removed:
             notes.insert(0, "residual groups pruned together: " + "; ".join(removed))
-        model = prune_channels(request.model, keep)
-        return PruneResult(model=model, masks=kept_masks(request.model, keep), notes=tuple(notes))
+        return PruneResult(model=graph.prune(keep), masks=graph.kept_masks(keep), notes=tuple(notes))
 
     return prune

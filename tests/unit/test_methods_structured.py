@@ -1,7 +1,7 @@
 """Which channels each structured criterion removes, on weights built so the answer is known.
 
 APoZ on controlled ReLU activations, bn-scale on set gammas, LSTM units on set norms, and
-FPGM against L1 on filters where they disagree.
+FPGM against L1 on filters where they disagree; one graph per prune.
 """
 from __future__ import annotations
 
@@ -87,3 +87,25 @@ def test_fpgm_removes_the_median_filter_where_norms_remove_the_smallest(name, re
     result = run(name, model, 0.34)  # keep round(3 * 0.66) = 2 of 3
     kept = result.model.get_layer("conv").kernel.numpy()[0, 0, 0]
     assert sorted(kept) == sorted(np.delete([1.0, 5.0, 9.0], removed))
+
+
+@pytest.mark.parametrize("name", ["filters-l1", "neurons"])
+def test_one_structured_prune_builds_the_graph_once(name, monkeypatch):
+    from pruning.core import surgery
+
+    built = []
+    build = surgery.ChannelGraph.__init__
+
+    def counting(self, model):
+        built.append(model)
+        build(self, model)
+
+    monkeypatch.setattr(surgery.ChannelGraph, "__init__", counting)
+    keras.utils.set_random_seed(3)
+    inputs = L.Input((6, 6, 2))
+    x = L.Flatten(name="flat")(L.Conv2D(4, 3, name="conv")(inputs))
+    model = keras.Model(inputs, L.Dense(2, name="out")(L.Dense(6, name="hidden")(x)))
+    result = run(name, model, 0.5)
+    # groups, the smaller model and its masks all come from one graph of the input model
+    assert len(built) == 1 and built[0] is model
+    assert result.model.count_params() < model.count_params()

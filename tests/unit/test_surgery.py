@@ -1,7 +1,8 @@
 """Structured surgery is exact: nothing removed = identical; removed = read as zero.
 
-Tiny seeded models: a plain conv net, a residual net with BatchNorm, stacked LSTMs, and the
-zoo's resnet20, whose Add-joined convs must lose the same filters.
+Tiny seeded models: a plain conv net, a residual net with BatchNorm, stacked LSTMs, the
+zoo's resnet20, whose Add-joined convs must lose the same filters, and one model per entry
+of the layer handler table.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from pruning._keras import keras
 from pruning.core.masks import keep_count
 from pruning.core.prunable import find_prunable
+from pruning.core.layer_handlers import LAYER_HANDLERS
 from pruning.core.surgery import find_groups, kept_masks, prune_channels
 from pruning.methods import METHODS, PruneRequest
 
@@ -190,3 +192,92 @@ def test_resnet20_prunes_with_add_groups_together(method):
     assert any("joined by Add" in note for note in result.notes)
     x = np.random.default_rng(3).random((2, 8, 8, 1)).astype(np.float32)
     assert result.model(x).shape == (2, 10)
+
+
+# -- every entry of the handler table, on a model where it sits between a pruned layer and "out"
+CONV = {1: L.Conv1D, 2: L.Conv2D, 3: L.Conv3D}
+POOL = {1: L.GlobalAveragePooling1D, 2: L.GlobalAveragePooling2D, 3: L.GlobalAveragePooling3D}
+SHAPE = {1: (6, 2), 2: (6, 6, 2), 3: (4, 4, 4, 2)}
+KEEP = {"p": [0, 2]}  # p has 4 channels: 1 and 3 go
+
+
+def chain(make, rank=2, shape=None):
+    """Input -> conv "p" (unless `make` builds "p" itself) -> the layer -> global pooling -> Dense "out"."""
+    keras.utils.set_random_seed(7)
+    inputs = L.Input(shape or SHAPE[rank])
+    layer = make()
+    x = layer(inputs if layer.name == "p" else CONV[rank](4, 1, name="p")(inputs))
+    if len(x.shape) > 2:
+        x = POOL[rank](name="pool")(x)
+    return keras.Model(inputs, L.Dense(3, name="out")(x)), {"out": (0, [1, 3])}
+
+
+def joined(merge):
+    """Two convs joined by `merge`, then pooling and "out"; naming p prunes q too, unless concatenated."""
+    keras.utils.set_random_seed(8)
+    inputs = L.Input(SHAPE[2])
+    x = merge([L.Conv2D(4, 1, name="p")(inputs), L.Conv2D(4, 1, name="q")(inputs)])
+    return keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x))), {"out": (0, [1, 3])}
+
+
+def flattened():
+    keras.utils.set_random_seed(9)
+    inputs = L.Input(SHAPE[2])
+    x = L.Flatten(name="flat")(L.Conv2D(4, 3, name="p")(inputs))
+    return keras.Model(inputs, L.Dense(3, name="out")(x)), {"out": (0, [p * 4 + c for p in range(16) for c in (1, 3)])}
+
+
+def into_lstm():
+    # p's removed channels feed the LSTM's kernel rows; losing LSTM units is the test above
+    keras.utils.set_random_seed(10)
+    inputs = L.Input((5, 3))
+    x = L.LSTM(3, name="lstm")(L.Dense(4, name="p")(inputs))
+    return keras.Model(inputs, L.Dense(3, name="out")(x)), {"lstm": (0, [1, 3])}
+
+
+# layers whose output channel c comes from input channel c only: (type, rank, arguments)
+ONE_TO_ONE = [
+    (L.Activation, 2, {"activation": "relu"}), (L.ReLU, 2, {}), (L.LeakyReLU, 2, {}), (L.ELU, 2, {}),
+    (L.ThresholdedReLU, 2, {}), (L.Dropout, 2, {"rate": 0.5}), (L.SpatialDropout1D, 1, {"rate": 0.5}),
+    (L.SpatialDropout2D, 2, {"rate": 0.5}), (L.SpatialDropout3D, 3, {"rate": 0.5}),
+    (L.GaussianNoise, 2, {"stddev": 0.5}), (L.GaussianDropout, 2, {"rate": 0.5}), (L.AlphaDropout, 2, {"rate": 0.5}),
+    (L.ActivityRegularization, 2, {}), (L.Resizing, 2, {"height": 3, "width": 3}),
+    (L.BatchNormalization, 2, {}), (L.DepthwiseConv2D, 2, {"kernel_size": 3, "padding": "same"}),
+] + [(getattr(L, f"{name}{d}D"), d, {}) for d in (1, 2, 3) for name in (
+    "MaxPooling", "AveragePooling", "GlobalAveragePooling", "GlobalMaxPooling", "ZeroPadding", "Cropping",
+    "UpSampling")]
+LAYER_CASES = {
+    **{t: (lambda t=t, d=d, kw=kw: chain(lambda: t(**kw), d)) for t, d, kw in ONE_TO_ONE},
+    **{CONV[d]: (lambda d=d: chain(lambda: CONV[d](4, 3, name="p"), d)) for d in (1, 2, 3)},
+    L.Dense: lambda: chain(lambda: L.Dense(4, name="p"), shape=(5,)),
+    L.LSTM: into_lstm,
+    L.Flatten: flattened,
+    **{t: (lambda t=t: joined(t())) for t in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
+    L.Concatenate: lambda: joined(L.Concatenate()),
+}
+
+
+def test_every_handler_table_entry_has_a_case():
+    assert set(LAYER_CASES) == set(LAYER_HANDLERS)  # a new table entry needs a case here
+
+
+@pytest.mark.parametrize("layer_type", list(LAYER_CASES), ids=lambda t: t.__name__)
+def test_every_handler_table_entry_passes_channels_through(layer_type):
+    model, zeroed = LAYER_CASES[layer_type]()
+    new = prune_channels(model, KEEP)
+    assert new.count_params() < model.count_params()
+    reference = zero_inputs(model, zeroed)
+    x = np.random.default_rng(4).normal(size=(4, *model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: L.LayerNormalization(),  # not in the table
+    lambda: L.Activation("softmax"),  # in the table, but mixes channels
+    lambda: L.DepthwiseConv2D(3, depth_multiplier=2),  # in the table, but changes the channel count
+], ids=["missing", "softmax", "depth_multiplier"])
+def test_layers_the_table_cannot_slice_keep_their_channels(make):
+    model, _ = chain(make)
+    assert all("p" not in g.producers for g in find_groups(model))
+    with pytest.raises(ValueError, match="cannot be removed"):
+        prune_channels(model, KEEP)
