@@ -13,7 +13,15 @@ import numpy as np
 
 from .._keras import keras
 from ..errors import BadInput
-from .layer_handlers import INPUT, OPAQUE, Kept, LayerHandler, Role, handler_for, slice_weights
+from .layer_handlers import (
+    INPUT,
+    OPAQUE,
+    Kept,
+    LayerHandler,
+    Role,
+    handler_for,
+    slice_weights,
+)
 from .prunable import find_prunable
 
 Value = Union[None, str, tuple]  # a tensor's channels: fixed, one group's, or concatenated parts

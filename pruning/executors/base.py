@@ -1,13 +1,19 @@
-"""Executors run specs and hand back plain-data reports (DESIGN §3).
+"""Executors run specs and hand back plain-data reports (DESIGN §3): the protocol and `make_executor`.
 
-Pages and the CLI talk to an `Executor`; the inline one runs in this process, the worker one
-(pruning/worker.py, the app's default) in a spawned process, the Ray one (pruning/ray_executor.py,
-optional) on actors of a Ray cluster.
+Pages and the CLI talk to an `Executor`: inline (executors/inline.py, this process), worker
+(executors/worker.py, the app's default: a spawned process) or Ray (executors/ray_actors.py, optional).
 """
 from __future__ import annotations
 
-import threading
-from typing import Any, Iterable, Mapping, Optional, Protocol
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    Mapping,
+    Optional,
+    Protocol,
+    runtime_checkable,
+)
 
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
@@ -19,9 +25,13 @@ from ..specs import (
     SensitivitySpec,
     SweepSpec,
 )
+from .jobs import Job
 
 
+@runtime_checkable
 class Executor(Protocol):
+    """What every executor offers; calls block, and callbacks run in the calling thread."""
+
     name: str
 
     def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport: ...
@@ -37,46 +47,24 @@ class Executor(Protocol):
         """`device` (where models run) and `models` (zoo names), from wherever TensorFlow lives."""
         ...
 
+    def pending(self) -> list[Job]:
+        """The jobs running or waiting now, running ones first."""
+        ...
 
-class InlineExecutor:
-    """Runs everything in this process, with an LRU of loaded models.
+    def cancel(self, job_id: Optional[int] = None) -> bool:
+        """Cancel job `job_id` (a `Job.id` from `pending()`), or every pending job when None.
 
-    One job at a time: a workbench prunes its working model in place, so two sessions
-    (Streamlit threads) must never run on it at once.
-    """
+        Returns whether there was a job to cancel; its caller then gets `Cancelled`.
+        """
+        ...
 
-    name = "inline"
 
-    def __init__(self, capacity: int = 2):
-        from ..run.engine import (
-            Engine,  # TensorFlow loads only when an executor is made
-        )
+# Each imports its module only when chosen: the worker keeps TensorFlow out of this process,
+# and Ray is optional (requirements-ray.txt).
+def _inline() -> Executor:
+    from .inline import InlineExecutor
 
-        self.engine = Engine(capacity)
-        self.lock = threading.RLock()
-
-    def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport:
-        with self.lock:
-            return self.engine.baseline(model, data, on_progress=on_progress)
-
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        with self.lock:
-            return self.engine.prune(spec, on_progress)
-
-    def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
-              resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:
-        with self.lock:
-            return self.engine.sweep(spec, on_point=on_point, on_progress=on_progress, resume=resume)
-
-    def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
-        with self.lock:
-            return self.engine.sensitivity(spec, on_progress)
-
-    def describe(self) -> dict[str, Any]:
-        from .._keras import device_name
-        from ..model.zoo import ZOO
-
-        return {"device": device_name(), "models": list(ZOO)}
+    return InlineExecutor()
 
 
 def _worker() -> Executor:
@@ -86,14 +74,12 @@ def _worker() -> Executor:
 
 
 def _ray() -> Executor:
-    from .ray_actors import (
-        RayExecutor,  # Ray is optional (requirements-ray.txt): imported only when chosen
-    )
+    from .ray_actors import RayExecutor
 
     return RayExecutor()
 
 
-EXECUTORS = {"inline": InlineExecutor, "worker": _worker, "ray": _ray}
+EXECUTORS: Mapping[str, Callable[[], Executor]] = {"inline": _inline, "worker": _worker, "ray": _ray}
 
 
 def make_executor(kind: str = "inline") -> Executor:

@@ -6,25 +6,21 @@ points reach `on_point` in the calling thread as they finish. `ray` is imported 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import threading
 import time
-import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import pandas as pd
 
 from ..errors import BadInput
 from ..paths import home
-from ..reports import (
-    ROW_KEYS,
-    BaselineReport,
-    PruneReport,
-    SensitivityReport,
-    SweepReport,
-)
+from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
     ModelRef,
@@ -35,8 +31,11 @@ from ..specs import (
     SweepSpec,
     file_sha256,
 )
-from .wire import dumps, from_wire, to_wire
-from .worker import ERRORS, Cancelled, WorkerDied, WorkerError, _label
+from .assembly import SweepRows
+from .errors import Cancelled, WorkerDied, decode_error, encode_error
+from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .operations import OPERATIONS, Operation, run_operation
+from .wire import dumps, from_wire
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.2  # how often a waiting caller checks for cancellation
@@ -47,6 +46,45 @@ ENV_KEYS = ("PRUNESCOPE_HOME", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL", "C
 
 
 # -- inside a Ray actor ----------------------------------------------------------------------------
+# Ray's own operations: a sweep or a scan is split into calls, one per point or per layer.
+def _sweep_setup(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
+    from ..run.sweep import check_methods
+
+    spec = SweepSpec.from_dict(args["spec"])
+    methods = check_methods(spec)
+    bench = engine.workbench(spec.model, spec.data, 0)
+    bench.select(spec.layers)  # unknown layers fail here, before any point is sent
+    baseline = bench.baseline_metrics(spec.point(next(iter(methods)), 0.0))
+    return {"baseline": baseline, "n_test": int(len(bench.dataset.y_test)), "environment": bench.env}
+
+
+def _sweep_point(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
+    try:
+        report = engine.sweep(SweepSpec.from_dict(args["spec"]))
+    except BadInput as exc:  # the method cannot prune this model: run_sweep would skip it
+        return {"skipped": str(exc)}
+    return {"row": report.rows.to_dict(orient="records")[0]}
+
+
+def _sensitivity_setup(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> list[str]:
+    from ..run.sensitivity import check_method
+
+    spec = SensitivitySpec.from_dict(args["spec"])
+    check_method(spec.method)
+    bench = engine.workbench(spec.model, spec.data, 0)
+    return list(dict.fromkeys(pw.layer for pw in bench.select(spec.layers)))  # network order
+
+
+# The worker's operations (describe, baseline, prune, and a one-layer "sensitivity" scan per
+# call) plus Ray's own.
+RAY_OPERATIONS: Mapping[str, Operation] = MappingProxyType({
+    **OPERATIONS,
+    "sweep_setup": _sweep_setup,
+    "sweep_point": _sweep_point,
+    "sensitivity_setup": _sensitivity_setup,
+})
+
+
 class Slot:
     """One actor per CPU or GPU slot: an Engine whose models stay loaded between calls.
 
@@ -68,38 +106,10 @@ class Slot:
                 self.engine = Engine(self.capacity)
             args = self._localize(dict(args), model_blob, data_blob)
             # a JSON round trip: numpy scalars become Python numbers, as over the worker's pipe
-            return {"value": json.loads(dumps({"v": self._run(op, args)}))["v"]}
+            value = run_operation(RAY_OPERATIONS, self.engine, op, args)
+            return {"value": json.loads(dumps({"v": value}))["v"]}
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as data
-            return {"error": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
-
-    def _run(self, op: str, args: Mapping[str, Any]) -> Any:
-        from .worker import _run
-
-        if op == "sweep_setup":
-            from ..run.sweep import check_methods
-
-            spec = SweepSpec.from_dict(args["spec"])
-            methods = check_methods(spec)
-            bench = self.engine.workbench(spec.model, spec.data, 0)
-            bench.select(spec.layers)  # unknown layers fail here, before any point is sent
-            baseline = bench.baseline_metrics(spec.point(next(iter(methods)), 0.0))
-            return {"baseline": baseline, "n_test": int(len(bench.dataset.y_test)), "environment": bench.env}
-        if op == "sweep_point":
-            try:
-                report = self.engine.sweep(SweepSpec.from_dict(args["spec"]))
-            except BadInput as exc:  # the method cannot prune this model: run_sweep would skip it
-                return {"skipped": str(exc)}
-            return {"row": report.rows.to_dict(orient="records")[0]}
-        if op == "sensitivity_setup":
-            from ..run.sensitivity import check_method
-
-            spec = SensitivitySpec.from_dict(args["spec"])
-            check_method(spec.method)
-            bench = self.engine.workbench(spec.model, spec.data, 0)
-            return list(dict.fromkeys(pw.layer for pw in bench.select(spec.layers)))  # network order
-        if op == "sensitivity":
-            return to_wire("sensitivity", self.engine.sensitivity(SensitivitySpec.from_dict(args["spec"])))
-        return _run(self.engine, op, args, lambda message: None)  # baseline, prune, describe
+            return encode_error(exc)
 
     def _localize(self, args: dict[str, Any], model_blob: Optional[bytes], data_blob: Optional[bytes]) -> dict:
         """Point file references at a copy on this node when the caller's path is not here."""
@@ -158,7 +168,8 @@ class RayExecutor:
         self._lock = threading.RLock()
         self._actors: list = []
         self._blobs: dict[str, Any] = {}  # sha256 -> ObjectRef of the file's bytes (put once)
-        self._cancels: set[threading.Event] = set()
+        self._jobs: list[Job] = []  # calls running now, in the order they began
+        self._ids = itertools.count(1)
         self._device: Optional[dict[str, Any]] = None
 
     # -- the cluster ---------------------------------------------------------------------------
@@ -211,10 +222,35 @@ class RayExecutor:
             ray.shutdown()
             self.started_ray = False
 
-    def cancel(self) -> None:
-        """Cancel every call running now: outstanding Ray tasks are cancelled, finished points kept."""
-        for event in list(self._cancels):
-            event.set()
+    # -- the jobs ------------------------------------------------------------------------------------
+    def pending(self) -> list[Job]:
+        """The calls running now (each on the pool at once: none waits in a queue of ours)."""
+        with self._lock:
+            return list(self._jobs)
+
+    def cancel(self, job_id: Optional[int] = None) -> bool:
+        """Cancel job `job_id`, or every running one when None: its outstanding Ray tasks are
+        cancelled, finished points kept. False if there was none to cancel."""
+        with self._lock:
+            jobs = [job for job in self._jobs if job_id is None or job.id == job_id]
+            for job in jobs:
+                job.cancel_requested = True
+        return bool(jobs)
+
+    @contextmanager
+    def _job(self, kind: str, name: str) -> Iterator[Job]:
+        job = Job(id=next(self._ids), kind=kind, label=name, state="running")
+        with self._lock:
+            self._jobs.append(job)
+        try:
+            yield job
+            job.state = "done"
+        except BaseException:
+            job.state = "cancelled" if job.cancel_requested else "failed"
+            raise
+        finally:
+            with self._lock:
+                self._jobs.remove(job)
 
     # -- running calls ---------------------------------------------------------------------------
     def _blobs_for(self, model: ModelRef, data: DataRef) -> tuple:
@@ -233,16 +269,14 @@ class RayExecutor:
             refs.append(self._blobs[ref.sha256])
         return tuple(refs)
 
-    def _map(self, label: str, jobs: list[tuple[Any, str, dict]], blobs: tuple,
+    def _map(self, job: Job, calls: list[tuple[Any, str, dict]], blobs: tuple,
              on_result: Callable[[Any, Any], None]) -> None:
-        """Run (key, op, args) jobs on the pool, one call per free actor; `on_result(key, value)`
+        """Run (key, op, args) calls on the pool, one per free actor; `on_result(key, value)`
         runs here, in the calling thread, as each finishes (in finishing order)."""
         ray = self._ray()
         actors = self._pool()
-        waiting = list(reversed(jobs))
+        waiting = list(reversed(calls))
         running: dict[Any, tuple[Any, Any]] = {}  # ObjectRef -> (key, actor)
-        cancel = threading.Event()
-        self._cancels.add(cancel)
         try:
             while waiting or running:
                 idle = [a for a in actors if all(a is not b for _, b in running.values())]
@@ -251,49 +285,43 @@ class RayExecutor:
                     actor = idle.pop(0)
                     running[actor.call.remote(op, args, *blobs)] = (key, actor)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
-                if cancel.is_set():
-                    raise Cancelled(f"{label} was cancelled; finished points are kept")
+                if job.cancel_requested:
+                    raise Cancelled(f"{job.label} was cancelled; finished points are kept")
                 for ref in ready:
                     key, _ = running.pop(ref)
-                    on_result(key, self._value(ray, ref, label))
+                    on_result(key, self._value(ray, ref, job.label))
         except BaseException:
             for ref in running:
                 ray.cancel(ref)  # queued calls never start; a running point finishes unseen
             raise
-        finally:
-            self._cancels.discard(cancel)
 
-    def _value(self, ray, ref, label: str) -> Any:
+    def _value(self, ray, ref, name: str) -> Any:
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             with self._lock:
                 self._actors = []  # its restarts are used up: the next call starts a fresh pool
-            raise WorkerDied(f"a Ray actor died while running {label} and could not be restarted "
+            raise WorkerDied(f"a Ray actor died while running {name} and could not be restarted "
                              f"({type(exc).__name__}); finished points are kept — run it again") from None
         if "error" in outcome:
-            error = ERRORS.get(outcome["error"])
-            if error is not None:
-                raise error(outcome["message"])
-            raise WorkerError(f"{outcome['error']} on a Ray actor while running {label}: {outcome['message']}",
-                              outcome.get("traceback", ""))
+            raise decode_error(outcome, f"on a Ray actor while running {name}")
         return outcome["value"]
 
-    def _one(self, label: str, op: str, args: dict, model: ModelRef, data: DataRef) -> Any:
+    def _one(self, job: Job, op: str, args: dict, blobs: tuple) -> Any:
         found: list = []
-        self._map(label, [(0, op, args)], self._blobs_for(model, data), lambda _, value: found.append(value))
+        self._map(job, [(0, op, args)], blobs, lambda _, value: found.append(value))
         return found[0]
 
     # -- the Executor protocol ---------------------------------------------------------------------
     def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport:
-        raw = self._one(_label("baseline", model, data), "baseline", {"model": vars(model), "data": vars(data)},
-                        model, data)
+        with self._job("baseline", label("baseline", model, data)) as job:
+            raw = self._one(job, "baseline", {"model": vars(model), "data": vars(data)}, self._blobs_for(model, data))
         # the actor may have read a node-local copy: the report names the caller's files
         return dataclasses.replace(from_wire("baseline", raw), model=model, data=data)
 
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        label = _label("prune", spec.model, spec.data, f"{spec.method} at {spec.sparsity:.0%}")
-        raw = self._one(label, "prune", {"spec": spec.to_dict()}, spec.model, spec.data)
+        with self._job("prune", prune_label(spec)) as job:
+            raw = self._one(job, "prune", {"spec": spec.to_dict()}, self._blobs_for(spec.model, spec.data))
         return dataclasses.replace(from_wire("prune", raw), spec=spec)
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
@@ -303,67 +331,40 @@ class RayExecutor:
         As in `run_sweep`, a method that cannot prune this model is skipped with a note: its
         points after the first that failed are dropped (those already streamed stay streamed).
         """
-        label = _label("sweep", spec.model, spec.data, ", ".join(spec.methods))
-        start = time.perf_counter()
-        blobs = self._blobs_for(spec.model, spec.data)
-        setup = self._one(label, "sweep_setup", {"spec": spec.to_dict()}, spec.model, spec.data)
-        points = spec.points()
-        done = {(str(r["method"]), float(r["target_sparsity"])): dict(r) for r in resume}
-        rows: dict[int, dict[str, Any]] = {}
-        failed: dict[str, tuple[int, str]] = {}  # method -> (first failing point, why)
+        rows = SweepRows(spec, resume, on_point, on_progress)
+        with self._job("sweep", sweep_label(spec)) as job:
+            blobs = self._blobs_for(spec.model, spec.data)
+            setup = self._one(job, "sweep_setup", {"spec": spec.to_dict()}, blobs)
+            rows.replay()
 
-        def finished(i: int, row: dict[str, Any]) -> None:
-            rows[i] = row
-            if on_point:
-                on_point(dict(row))
-            if on_progress:
-                name, rate = points[i]
-                on_progress(len(rows) / len(points), f"{name} at {rate:.0%}: accuracy {row['accuracy']:.2%} "
-                                                     f"({len(rows)}/{len(points)} points)")
+            def arrived(i: int, value: dict[str, Any]) -> None:
+                if "skipped" in value:
+                    rows.skip(i, value["skipped"])
+                else:
+                    rows.add(i, value["row"])
 
-        for i, point in enumerate(points):
-            if point in done:
-                finished(i, done[point])
-
-        def arrived(i: int, value: dict[str, Any]) -> None:
-            name = points[i][0]
-            if "skipped" in value:
-                if name not in failed or i < failed[name][0]:
-                    failed[name] = (i, value["skipped"])
-            elif name not in failed or i < failed[name][0]:
-                finished(i, value["row"])
-
-        jobs = [(i, "sweep_point", {"spec": dataclasses.replace(spec, methods=(m,), rates=(r,)).to_dict()})
-                for i, (m, r) in enumerate(points) if (m, r) not in done]
-        self._map(label, jobs, blobs, arrived)
-        kept = [rows[i] for i in sorted(rows) if points[i][0] not in failed or i < failed[points[i][0]][0]]
-        if not kept and failed:
-            raise BadInput("; ".join(why for _, why in failed.values()))
-        frame = pd.DataFrame(kept, columns=list(ROW_KEYS))
-        timing = {key: float(frame[f"{key}_s"].sum()) for key in ("prune", "finetune", "evaluate", "measure")}
-        timing.update(total=time.perf_counter() - start, points=len(points),
-                      resumed=sum(1 for point in points if point in done))
-        return SweepReport(spec=spec, baseline=setup["baseline"], rows=frame, timing_s=timing,
-                           n_test=setup["n_test"], environment=setup["environment"],
-                           notes=tuple(f"{name} skipped: {why}" for name, (_, why) in failed.items()))
+            calls = [(i, "sweep_point", {"spec": dataclasses.replace(spec, methods=(m,), rates=(r,)).to_dict()})
+                     for i, m, r in rows.todo()]
+            self._map(job, calls, blobs, arrived)
+            return rows.report(setup["baseline"], setup["n_test"], setup["environment"])
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
         """One call per layer (its row of cells): each repeats the dense evaluation once, a cost of
         1/len(rates), so that `run_sensitivity` itself computes every cell."""
-        label = _label("sensitivity scan", spec.model, spec.data, spec.method)
         start = time.perf_counter()
-        blobs = self._blobs_for(spec.model, spec.data)
-        layers = self._one(label, "sensitivity_setup", {"spec": spec.to_dict()}, spec.model, spec.data)
         parts: dict[str, SensitivityReport] = {}
+        with self._job("sensitivity", sensitivity_label(spec)) as job:
+            blobs = self._blobs_for(spec.model, spec.data)
+            layers = self._one(job, "sensitivity_setup", {"spec": spec.to_dict()}, blobs)
 
-        def arrived(layer: str, raw: dict[str, Any]) -> None:
-            parts[layer] = from_wire("sensitivity", raw)
-            if on_progress:
-                on_progress(len(parts) / len(layers), f"{layer} scanned ({len(parts)}/{len(layers)} layers)")
+            def arrived(layer: str, raw: dict[str, Any]) -> None:
+                parts[layer] = from_wire("sensitivity", raw)
+                if on_progress:
+                    on_progress(len(parts) / len(layers), f"{layer} scanned ({len(parts)}/{len(layers)} layers)")
 
-        jobs = [(layer, "sensitivity", {"spec": dataclasses.replace(spec, layers=(layer,)).to_dict()})
-                for layer in layers]
-        self._map(label, jobs, blobs, arrived)
+            calls = [(layer, "sensitivity", {"spec": dataclasses.replace(spec, layers=(layer,)).to_dict()})
+                     for layer in layers]
+            self._map(job, calls, blobs, arrived)
         first = parts[layers[0]]
         accuracy = pd.concat([parts[layer].accuracy for layer in layers])
         timing = {key: float(sum(p.timing_s[key] for p in parts.values())) for key in ("prune", "evaluate")}
@@ -380,5 +381,6 @@ class RayExecutor:
     def describe(self) -> dict[str, Any]:
         """Executor name and cluster resources, plus `device` and `models` as an actor sees them."""
         if self._device is None:
-            self._device = self._one("environment query", "describe", {}, ModelRef(), DataRef())
+            with self._job("describe", "environment query") as job:
+                self._device = self._one(job, "describe", {}, self._blobs_for(ModelRef(), DataRef()))
         return {**self._device, "executor": self.name, **self.resources()}

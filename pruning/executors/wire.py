@@ -9,22 +9,23 @@ import json
 import math
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import pandas as pd
 
+from ..plain import to_plain
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import DataRef, ModelRef, PruneSpec, SensitivitySpec, SweepSpec
 
 
 def plain(value: Any) -> Any:
-    """`json.dumps(default=plain)`: numpy scalars and arrays as Python numbers and lists."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} cannot cross the worker boundary as JSON")
+    """`json.dumps(default=plain)`: numpy scalars and arrays as Python numbers and lists.
+
+    The one cleaner (`to_plain`) with NaN kept, so a value crosses at full precision and a
+    missing metric stays NaN; what it cannot make plain is refused by name.
+    """
+    cleaned = to_plain(value, keep_nan=True)
+    if cleaned is value:  # json calls this hook only for what it cannot write itself
+        raise TypeError(f"{type(value).__name__} cannot cross the worker boundary as JSON")
+    return cleaned
 
 
 def dumps(message: Mapping[str, Any]) -> str:

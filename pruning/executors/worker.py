@@ -12,12 +12,9 @@ import multiprocessing.spawn
 import os
 import signal
 import threading
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
-from ..errors import BadInput
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
@@ -28,7 +25,10 @@ from ..specs import (
     SensitivitySpec,
     SweepSpec,
 )
-from .wire import dumps, from_wire, to_wire
+from .errors import Cancelled, WorkerDied, WorkerError, decode_error, encode_error
+from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .operations import OPERATIONS, run_operation
+from .wire import dumps, from_wire
 
 MAX_JOBS = 200  # recycle after this many jobs: TensorFlow's caches only grow
 MAX_RSS_BYTES = 8 << 30  # ... or once its resident memory passes this
@@ -37,16 +37,9 @@ POLL_S = 0.2  # how often a waiting caller checks for cancellation and a dead wo
 REPORT_KINDS = ("baseline", "prune", "sweep", "sensitivity")
 DRAIN_KINDS = ("baseline", "prune", "describe")  # short jobs: finished unseen when their caller leaves
 
-# Errors that cross the boundary as themselves (same type, same message); others arrive as
-# WorkerError naming the original type.
-ERRORS: dict[str, type[Exception]] = {
-    "BadInput": BadInput, "ValueError": ValueError, "TypeError": TypeError,
-    "RuntimeError": RuntimeError, "FileNotFoundError": FileNotFoundError,
-}
-
-
 WORKER_NAME = "prunescope-worker"
-_preparation_data = multiprocessing.spawn.get_preparation_data
+_spawn_lock = threading.Lock()
+_preparation_data = None  # multiprocessing's own, kept when the patch below is applied
 
 
 def _preparation_without_main(name: str) -> dict[str, Any]:
@@ -62,40 +55,17 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
     return data
 
 
-multiprocessing.spawn.get_preparation_data = _preparation_without_main
+def patch_spawn() -> None:
+    """Make spawned processes named WORKER_NAME skip the parent's `__main__`; idempotent.
 
-
-class JobFailed(RuntimeError):
-    """A job did not finish for a reason outside the job itself; the run store marks it interrupted."""
-
-    run_status = "interrupted"
-
-
-class Cancelled(JobFailed):
-    """The job was cancelled before it finished."""
-
-
-class WorkerDied(JobFailed):
-    """The worker process exited while running the job."""
-
-
-class WorkerError(RuntimeError):
-    """An unexpected error inside the worker (a bug, not bad input); carries the worker's traceback."""
-
-    def __init__(self, message: str, worker_traceback: str = ""):
-        super().__init__(message)
-        self.worker_traceback = worker_traceback
-
-
-@dataclass
-class Job:
-    """A queued or running job, as `pending()` lists it."""
-
-    id: int
-    kind: str
-    label: str
-    state: str = "queued"  # queued -> running -> done | failed | cancelled
-    cancel_requested: bool = False
+    Applied when a worker is started, not on import, so importing this module changes nothing
+    in `multiprocessing` for a process that never makes a worker.
+    """
+    global _preparation_data
+    with _spawn_lock:
+        if multiprocessing.spawn.get_preparation_data is not _preparation_without_main:
+            _preparation_data = multiprocessing.spawn.get_preparation_data
+            multiprocessing.spawn.get_preparation_data = _preparation_without_main
 
 
 def rss_bytes(pid: int) -> int:
@@ -113,10 +83,6 @@ def _describe_exit(code: Optional[int]) -> str:
     if code is not None and code < 0:
         return f"signal {-code}"
     return f"exit code {code}"
-
-
-def _label(kind: str, model: ModelRef, data: DataRef, detail: str = "") -> str:
-    return f"{kind} of {model.name} on {data.name}" + (f" ({detail})" if detail else "")
 
 
 class WorkerExecutor:
@@ -155,17 +121,17 @@ class WorkerExecutor:
                 return 0
             return self._queue.index(job) + (1 if self._running else 0)
 
-    def cancel(self, job_id: int) -> bool:
-        """Cancel a queued or running job (a running one stops its worker); False if unknown or done."""
+    def cancel(self, job_id: Optional[int] = None) -> bool:
+        """Cancel job `job_id`, or every pending job when None (a running one stops its worker);
+        False if there was none to cancel (unknown or done)."""
         with self._cond:
-            job = next((j for j in self.pending() if j.id == job_id), None)
-            if job is None:
-                return False
-            job.cancel_requested = True
-            if job is self._running:
-                self._kill()  # under the lock: never the worker of the job that runs next
+            jobs = [j for j in self.pending() if job_id is None or j.id == job_id]
+            for job in jobs:
+                job.cancel_requested = True
+                if job is self._running:
+                    self._kill()  # under the lock: never the worker of the job that runs next
             self._cond.notify_all()
-        return True  # the caller's read loop sees the pipe close and raises Cancelled
+        return bool(jobs)  # the caller's read loop sees the pipe close and raises Cancelled
 
     @property
     def worker_pid(self) -> Optional[int]:
@@ -205,6 +171,7 @@ class WorkerExecutor:
         if self._process is not None and self._process.is_alive():
             return
         self._reap()
+        patch_spawn()
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=serve, args=(child, self.capacity), name=WORKER_NAME,
                                     daemon=True)
@@ -334,12 +301,7 @@ class WorkerExecutor:
             elif kind == "result":
                 return "result", message["value"]
             elif kind == "error":
-                error = ERRORS.get(message["error"])
-                if error is not None:
-                    return "error", error(message["message"])
-                return "error", WorkerError(
-                    f"{message['error']} in the worker while running {job.label}: {message['message']}",
-                    message.get("traceback", ""))
+                return "error", decode_error(message, f"in the worker while running {job.label}")
 
     def _drain(self, job: Job) -> None:
         """Read an abandoned job's messages to its end, then free the worker for the next job."""
@@ -353,21 +315,19 @@ class WorkerExecutor:
 
     # -- the Executor protocol -------------------------------------------------------------------
     def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport:
-        return self._call("baseline", _label("baseline", model, data),
+        return self._call("baseline", label("baseline", model, data),
                           {"model": vars(model), "data": vars(data)}, on_progress)
 
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        return self._call("prune", _label("prune", spec.model, spec.data, f"{spec.method} at {spec.sparsity:.0%}"),
-                          {"spec": spec.to_dict()}, on_progress)
+        return self._call("prune", prune_label(spec), {"spec": spec.to_dict()}, on_progress)
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:
-        return self._call("sweep", _label("sweep", spec.model, spec.data, ", ".join(spec.methods)),
-                          {"spec": spec.to_dict(), "resume": [dict(r) for r in resume]}, on_progress, on_point)
+        return self._call("sweep", sweep_label(spec), {"spec": spec.to_dict(), "resume": [dict(r) for r in resume]},
+                          on_progress, on_point)
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
-        return self._call("sensitivity", _label("sensitivity scan", spec.model, spec.data, spec.method),
-                          {"spec": spec.to_dict()}, on_progress)
+        return self._call("sensitivity", sensitivity_label(spec), {"spec": spec.to_dict()}, on_progress)
 
     def describe(self) -> dict[str, Any]:
         """The worker's device and zoo model names (asked of it: this process has no TensorFlow)."""
@@ -375,36 +335,6 @@ class WorkerExecutor:
 
 
 # -- inside the worker process ---------------------------------------------------------------------
-def _describe() -> dict[str, Any]:
-    from .._keras import device_name
-    from ..model.zoo import ZOO
-
-    return {"device": device_name(), "models": list(ZOO), "pid": os.getpid()}
-
-
-def _run(engine, op: str, args: Mapping[str, Any], emit: Callable[[dict], None]) -> Any:
-    def progress(fraction: float, message: str) -> None:
-        emit({"type": "progress", "fraction": float(fraction), "message": str(message)})
-
-    def point(row: Mapping[str, Any]) -> None:
-        emit({"type": "point", "row": dict(row)})
-
-    if op == "describe":
-        return _describe()
-    if op == "baseline":
-        report = engine.baseline(ModelRef(**args["model"]), DataRef(**args["data"]), on_progress=progress)
-    elif op == "prune":
-        report = engine.prune(PruneSpec.from_dict(args["spec"]), progress)
-    elif op == "sweep":
-        report = engine.sweep(SweepSpec.from_dict(args["spec"]), on_point=point, on_progress=progress,
-                              resume=args.get("resume", ()))
-    elif op == "sensitivity":
-        report = engine.sensitivity(SensitivitySpec.from_dict(args["spec"]), progress)
-    else:
-        raise ValueError(f"unknown worker operation {op!r}")
-    return to_wire(op, report)
-
-
 def serve(conn, capacity: int = 2) -> None:
     """The worker's main loop: one JSON request in, progress/point messages and one result out."""
     # The parent may be interrupted with Ctrl-C; the worker stops when its pipe closes instead.
@@ -425,8 +355,7 @@ def serve(conn, capacity: int = 2) -> None:
         if request.get("op") == "stop":
             return
         try:
-            value = _run(engine, request["op"], request.get("args", {}), emit)
+            value = run_operation(OPERATIONS, engine, request["op"], request.get("args", {}), emit)
             emit({"type": "result", "value": value})
         except Exception as exc:  # every failure goes back to the caller, the worker serves on
-            emit({"type": "error", "error": type(exc).__name__, "message": str(exc),
-                  "traceback": traceback.format_exc()})
+            emit({"type": "error", **encode_error(exc)})

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("ray")
 
 from pruning.errors import BadInput  # noqa: E402
-from pruning.executors.worker import Cancelled  # noqa: E402
+from pruning.executors.errors import Cancelled  # noqa: E402
 from pruning.specs import (
     SensitivitySpec,  # noqa: E402
     SweepSpec,  # noqa: E402
@@ -42,7 +42,7 @@ def ray_executor():
 
 @pytest.fixture(scope="module")
 def inline():
-    from pruning.executors.base import InlineExecutor
+    from pruning.executors.inline import InlineExecutor
 
     return InlineExecutor()
 
@@ -52,12 +52,15 @@ def test_a_sweep_gives_the_inline_rows_streamed_as_they_finish(ray_executor, inl
     spec = SweepSpec(model=model, data=data, methods=("magnitude", "random"), rates=(0.0, 0.5, 0.9))
     streamed: list[dict] = []
     threads: set[int] = set()
+    running: list[list[str]] = []
 
     def on_point(row: dict) -> None:
         streamed.append(row)
         threads.add(threading.get_ident())
+        running.append([job.kind for job in ray_executor.pending()])
 
     got = ray_executor.sweep(spec, on_point=on_point)
+    assert running == [["sweep"]] * 6 and ray_executor.pending() == []
     want = inline.sweep(spec)
     pd.testing.assert_frame_equal(got.rows[EXACT], want.rows[EXACT], check_exact=True)
     assert got.n_test == want.n_test == 128
@@ -121,6 +124,7 @@ def test_cancel_stops_a_running_sweep_and_keeps_finished_points(ray_executor, ti
         if len(seen) == 2:
             threading.Thread(target=ray_executor.cancel).start()  # as another session's button would
 
+    assert ray_executor.cancel() is False and ray_executor.cancel(10 ** 9) is False  # nothing runs
     started = time.perf_counter()
     with pytest.raises(Cancelled):
         ray_executor.sweep(spec, on_point=on_point)

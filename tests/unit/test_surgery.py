@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
+from pruning.core.layer_handlers import LAYER_HANDLERS
 from pruning.core.masks import keep_count
 from pruning.core.prunable import find_prunable
-from pruning.core.layer_handlers import LAYER_HANDLERS
 from pruning.core.surgery import find_groups, kept_masks, prune_channels
 from pruning.methods import METHODS, PruneRequest
 

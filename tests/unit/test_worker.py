@@ -19,9 +19,11 @@ import pandas as pd
 import pytest
 
 from pruning.errors import BadInput
-from pruning.executors.base import InlineExecutor, make_executor
+from pruning.executors.base import make_executor
+from pruning.executors.errors import Cancelled, WorkerDied
+from pruning.executors.inline import InlineExecutor
 from pruning.executors.wire import dumps, from_wire, reports_equal, to_wire
-from pruning.executors.worker import Cancelled, WorkerDied, WorkerExecutor
+from pruning.executors.worker import WorkerExecutor
 from pruning.runs.store import open_store
 from pruning.specs import PruneSpec, SensitivitySpec, SweepSpec, file_sha256
 
@@ -229,6 +231,34 @@ def test_worker_is_recycled_after_n_jobs_and_past_its_memory_limit(worker):
         assert first != second
     finally:
         worker.max_jobs, worker.max_rss_bytes = saved
+
+
+def test_an_unknown_operation_fails_in_the_worker_with_the_valid_names(worker):
+    with pytest.raises(ValueError) as unknown:
+        worker._call("prnue", "a misspelt job", {})
+    assert str(unknown.value) == ("unknown operation 'prnue': choose one of "
+                                  "baseline, describe, prune, sensitivity, sweep")
+    assert worker.describe()["models"]  # the worker serves on
+
+
+def test_cancel_without_an_id_cancels_every_pending_job(worker, tiny_refs):
+    model, data = tiny_refs
+    assert worker.cancel() is False and worker.cancel(10 ** 9) is False  # nothing to cancel
+    first_point = threading.Event()
+    outcome = {}
+
+    def run_sweep():
+        try:
+            worker.sweep(long_sweep(model, data), on_point=lambda row: first_point.set())
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome["sweep"] = exc
+
+    sweeper = threading.Thread(target=run_sweep)
+    sweeper.start()
+    assert first_point.wait(120)
+    assert worker.cancel() is True
+    sweeper.join(60)
+    assert isinstance(outcome["sweep"], Cancelled) and worker.pending() == []
 
 
 def test_make_executor_knows_the_worker():

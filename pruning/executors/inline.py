@@ -1,0 +1,118 @@
+"""The inline executor: specs run in this process, on an Engine with an LRU of loaded models.
+
+Used by tests and the CLI (and the app with PRUNESCOPE_EXECUTOR=inline); one job runs at a time.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
+from ..specs import (
+    DataRef,
+    ModelRef,
+    PointFn,
+    ProgressFn,
+    PruneSpec,
+    SensitivitySpec,
+    SweepSpec,
+)
+from .errors import Cancelled
+from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .operations import describe
+
+POLL_S = 0.2  # how often a job waiting for the engine checks whether it was cancelled
+
+
+class InlineExecutor:
+    """Runs everything in this process, with an LRU of loaded models.
+
+    One job at a time: a workbench prunes its working model in place, so two sessions
+    (Streamlit threads) must never run on it at once; the others wait, listed by `pending()`.
+    A cancelled job stops where it next reports progress or a point (TensorFlow cannot be
+    interrupted mid-call in this process), or before it starts if it is still waiting.
+    """
+
+    name = "inline"
+
+    def __init__(self, capacity: int = 2):
+        from ..run.engine import (
+            Engine,  # TensorFlow loads only when an executor is made
+        )
+
+        self.engine = Engine(capacity)
+        self.lock = threading.RLock()  # re-entrant: a callback may call this executor again
+        self._jobs: list[Job] = []  # in arrival order; the running one is marked by its state
+        self._jobs_lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    # -- the queue ---------------------------------------------------------------------------------
+    def pending(self) -> list[Job]:
+        """The running job (if any) first, then the waiting ones in order."""
+        with self._jobs_lock:
+            return sorted(self._jobs, key=lambda job: job.state != "running")  # stable: order kept
+
+    def cancel(self, job_id: Optional[int] = None) -> bool:
+        """Cancel job `job_id`, or every pending job when None; False if there was none to cancel."""
+        with self._jobs_lock:
+            jobs = [job for job in self._jobs if job_id is None or job.id == job_id]
+            for job in jobs:
+                job.cancel_requested = True
+        return bool(jobs)
+
+    @contextmanager
+    def _job(self, kind: str, name: str) -> Iterator[Job]:
+        job = Job(id=next(self._ids), kind=kind, label=name)
+        with self._jobs_lock:
+            self._jobs.append(job)
+        try:
+            while not self.lock.acquire(timeout=POLL_S):
+                if job.cancel_requested:
+                    raise Cancelled(f"{name} was cancelled while it waited in the queue")
+            try:
+                job.state = "running"
+                yield job
+                job.state = "done"
+            finally:
+                self.lock.release()
+        except BaseException:
+            job.state = "cancelled" if job.cancel_requested else "failed"
+            raise
+        finally:
+            with self._jobs_lock:
+                self._jobs.remove(job)
+
+    @staticmethod
+    def _checked(job: Job, callback: Optional[Any]) -> Any:
+        """`callback`, first raising Cancelled once `job` is cancelled (also where the caller gave none)."""
+        def check(*args: Any) -> None:
+            if job.cancel_requested:
+                raise Cancelled(f"{job.label} was cancelled")
+            if callback is not None:
+                callback(*args)
+
+        return check
+
+    # -- the Executor protocol -----------------------------------------------------------------------
+    def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport:
+        with self._job("baseline", label("baseline", model, data)) as job:
+            return self.engine.baseline(model, data, on_progress=self._checked(job, on_progress))
+
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+        with self._job("prune", prune_label(spec)) as job:
+            return self.engine.prune(spec, self._checked(job, on_progress))
+
+    def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
+              resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:
+        with self._job("sweep", sweep_label(spec)) as job:
+            return self.engine.sweep(spec, on_point=self._checked(job, on_point),
+                                     on_progress=self._checked(job, on_progress), resume=resume)
+
+    def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
+        with self._job("sensitivity", sensitivity_label(spec)) as job:
+            return self.engine.sensitivity(spec, self._checked(job, on_progress))
+
+    def describe(self) -> dict[str, Any]:
+        return describe()
