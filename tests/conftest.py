@@ -19,6 +19,13 @@ import pytest  # noqa: E402
 
 INPUT_SHAPE = (8, 8, 1)
 CLASSES = 4
+APP_TIMEOUT = 180  # seconds for one AppTest run: the first one starts the worker and TensorFlow
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--screenshots", metavar="DIR", default=None,
+                     help="save the e2e test's page screenshots into DIR (the README's: docs); "
+                          "without it they go to a temporary folder")
 
 
 def make_xy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,3 +86,27 @@ def engine():
     from pruning.run.engine import Engine
 
     return Engine(capacity=4)
+
+
+@pytest.fixture
+def uploaded_page(tiny_refs):
+    """Opens a page as a session that uploaded the tiny model and dataset and picked them.
+
+    Returns:
+        `open_page(script, data=None)`: an AppTest of `script` (`app.py`, `pages/2_Sweep.py`)
+        not run yet; `data` (a DataRef) replaces the tiny dataset.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    def open_page(script: str, data=None) -> AppTest:
+        model, tiny_data = tiny_refs
+        at = AppTest.from_file(str(ROOT / script), default_timeout=APP_TIMEOUT)
+        at.session_state[state.MODEL_FILE] = dict(model.__dict__)
+        at.session_state[state.DATA_FILE] = dict((data or tiny_data).__dict__)
+        at.session_state[state.MODEL] = state.UPLOADED_MODEL
+        at.session_state[state.DATASET] = state.UPLOADED_DATA
+        return at
+
+    return open_page

@@ -14,6 +14,13 @@ import numpy as np
 def keep_count(n: int, sparsity: float) -> int:
     """How many of `n` weights survive at `sparsity` (tfmot's rule).
 
+    kept = max(round(n * (1 - s)), 1), rounded half to even. Worked example: a 3x3 kernel
+    of 8 input and 4 output channels has n = 288 weights; at s = 0.7 it keeps
+    round(288 * 0.3) = round(86.4) = 86 and zeroes 202. Halves go to the even neighbour
+    (5 * 0.5 = 2.5 -> 2), and one weight always survives (10 * 0.01 = 0.1 -> 1).
+
+    >>> keep_count(288, 0.7), 288 - keep_count(288, 0.7)
+    (86, 202)
     >>> keep_count(100, 0.9), keep_count(10, 0.99), keep_count(5, 0.5)
     (10, 1, 2)
     """
@@ -38,7 +45,12 @@ def layer_masks(scores: Mapping[str, np.ndarray], sparsity: Mapping[str, float])
 
 
 def global_masks(scores: Mapping[str, np.ndarray], sparsity: float) -> dict[str, np.ndarray]:
-    """One threshold across all tensors: the top `keep_count(total, s)` scores survive."""
+    """One threshold across all tensors: the top `keep_count(total, s)` scores survive.
+
+    >>> masks = global_masks({"a": np.array([0.1, 0.9]), "b": np.array([0.5, 0.7, 0.2])}, 0.6)
+    >>> {key: mask.tolist() for key, mask in masks.items()}  # keep_count(5, 0.6) = 2
+    {'a': [False, True], 'b': [False, True, False]}
+    """
     keys = list(scores)
     flat = np.concatenate([scores[k].reshape(-1) for k in keys])
     keep = top_k_mask(flat, keep_count(flat.size, sparsity))

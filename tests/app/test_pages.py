@@ -12,16 +12,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180
 
 
-def prune_page_with_files(model, data) -> AppTest:
-    """The Prune page of a session that uploaded `model` and `data` and picked them."""
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
-    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
-    at.session_state[state.DATA_FILE] = dict(data.__dict__)
-    at.session_state[state.MODEL] = state.UPLOADED_MODEL
-    at.session_state[state.DATASET] = state.UPLOADED_DATA
-    return at
-
-
 def metrics(at: AppTest) -> dict[str, tuple[str, str]]:
     return {m.label: (m.value, m.delta) for m in at.metric}
 
@@ -80,9 +70,8 @@ def test_prune_page_opened_directly_uses_defaults_and_renders():
     assert layers.loc["conv_1", "sparsity"] == 0.0
 
 
-def test_prune_page_with_uploaded_model(tiny_refs):
-    model, data = tiny_refs
-    at = prune_page_with_files(model, data)
+def test_prune_page_with_uploaded_model(uploaded_page):
+    at = uploaded_page("pages/1_Prune.py")
     at.session_state[state.SPARSITY] = 0.25
     at.run()
     assert not at.exception
@@ -91,18 +80,14 @@ def test_prune_page_with_uploaded_model(tiny_refs):
     assert metrics(at)["Nonzero params"][0] == f"{1148 - (36 - 27) - (1024 - 768) - (64 - 48):,}"
 
 
-def test_mismatched_dataset_shows_one_line_and_keeps_serving(tiny_refs, tmp_path):
+def test_mismatched_dataset_shows_one_line_and_keeps_serving(uploaded_page, tmp_path):
     import numpy as np
 
     from pruning.specs import DataRef
 
     path = tmp_path / "wrong.npz"
     np.savez(path, x_test=np.zeros((4, 28, 28, 1), np.float32), y_test=np.array([0, 1, 2, 3]))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[state.MODEL_FILE] = dict(tiny_refs[0].__dict__)
-    at.session_state[state.DATA_FILE] = dict(DataRef.parse(str(path)).__dict__)
-    at.session_state[state.MODEL] = state.UPLOADED_MODEL
-    at.session_state[state.DATASET] = state.UPLOADED_DATA
+    at = uploaded_page("app.py", data=DataRef.parse(str(path)))
     at.run()
     assert not at.exception
     assert [e.value for e in at.error] == [
@@ -148,9 +133,8 @@ def test_sensitivity_plan_is_applied_and_can_be_cleared():
     assert at.dataframe[0].value["target_sparsity"].dropna().unique().tolist() == [0.5]
 
 
-def test_structured_method_shows_the_shape_diff(tiny_refs):
-    model, data = tiny_refs
-    at = prune_page_with_files(model, data)
+def test_structured_method_shows_the_shape_diff(uploaded_page):
+    at = uploaded_page("pages/1_Prune.py")
     at.session_state[state.METHOD] = "filters-l1"
     at.run()
     assert not at.exception
@@ -164,14 +148,21 @@ def test_structured_method_shows_the_shape_diff(tiny_refs):
     assert "Latency (batch 32)" in metrics(at)
 
 
-def test_mixed_precision_checkbox_falls_back_honestly_without_a_gpu(tiny_refs):
-    model, data = tiny_refs
-    at = prune_page_with_files(model, data)
+MIXED = "Fine-tuned in mixed precision (float16 compute, float32 weights, loss scaling)."
+FLOAT32 = ("Mixed precision needs a GPU with compute capability 7.0 or newer, and none is visible: "
+           "fine-tuned in float32.")
+
+
+def test_mixed_precision_checkbox_says_what_really_ran(uploaded_page):
+    from pruning.measure.training import mixed_precision_supported
+
+    # the worker sees the GPUs this process sees: a machine without a fast GPU gets float32
+    said, not_said = (MIXED, FLOAT32) if mixed_precision_supported() else (FLOAT32, MIXED)
+    at = uploaded_page("pages/1_Prune.py")
     at.run()
     assert not at.checkbox  # only offered when there is fine-tuning to do
     at.number_input(key=state.widget_key(state.FINETUNE)).set_value(1).run()
     at.checkbox(key=state.widget_key(state.MIXED_PRECISION)).check().run()
     assert not at.exception
-    notes = [c.value for c in at.caption]
-    # this machine has no GPU: the report says what really happened
-    assert any("fine-tuned in float32" in n for n in notes) or any("mixed precision (float16" in n for n in notes)
+    notes = [c.value for c in at.caption if c.value.startswith("ℹ️ ")]
+    assert f"ℹ️ {said}" in notes and f"ℹ️ {not_said}" not in notes

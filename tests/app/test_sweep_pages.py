@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,28 +9,16 @@ from streamlit.testing.v1 import AppTest
 from pruning.core.masks import keep_count
 from ui import state
 
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 180
 SIZES = {"conv": 36, "hidden": 1024, "out": 64}
-
-
-def page(name: str, tiny_refs) -> AppTest:
-    model, data = tiny_refs
-    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=TIMEOUT)
-    at.session_state[state.MODEL_FILE] = dict(model.__dict__)
-    at.session_state[state.DATA_FILE] = dict(data.__dict__)
-    at.session_state[state.MODEL] = state.UPLOADED_MODEL
-    at.session_state[state.DATASET] = state.UPLOADED_DATA
-    return at
 
 
 def chart_specs(at: AppTest) -> dict[str, dict]:
     return {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
 
 
-def test_sweep_page_waits_for_the_button_then_draws_every_chart(tiny_refs):
+def test_sweep_page_waits_for_the_button_then_draws_every_chart(uploaded_page, tiny_refs):
     # a grid no other test uses, so the store holds no earlier run of this spec
-    at = page("2_Sweep.py", tiny_refs)
+    at = uploaded_page("pages/2_Sweep.py")
     at.session_state[state.SWEEP_RATES] = "0, 50, 80"
     at.run()
     assert not at.exception
@@ -75,7 +62,7 @@ def test_sweep_page_waits_for_the_button_then_draws_every_chart(tiny_refs):
     from ui import backend
 
     backend.report_cache().clear()
-    again = page("2_Sweep.py", tiny_refs)
+    again = uploaded_page("pages/2_Sweep.py")
     again.session_state[state.SWEEP_RATES] = "0, 50, 80"
     again.run()
     again.button(key="run_sweep").click().run()
@@ -84,25 +71,26 @@ def test_sweep_page_waits_for_the_button_then_draws_every_chart(tiny_refs):
     assert len([r for r in open_store().list(kind="sweep") if SweepSpec.from_dict(r.spec) == spec]) == 1
 
 
-def test_sweep_page_rejects_a_bad_grid(tiny_refs):
-    at = page("2_Sweep.py", tiny_refs)
+def test_sweep_page_rejects_a_bad_grid(uploaded_page):
+    at = uploaded_page("pages/2_Sweep.py")
     at.session_state[state.SWEEP_RATES] = "0, 50, 100"
     at.run()
     assert not at.exception
     assert "outside [0, 100)" in at.error[0].value
 
 
-def test_sweep_page_finer_grid_button(tiny_refs):
-    at = page("2_Sweep.py", tiny_refs).run()
+def test_sweep_page_finer_grid_button(uploaded_page):
+    at = uploaded_page("pages/2_Sweep.py").run()
+    assert "14 points: 2 method(s) x 7 sparsities." in [c.value for c in at.caption]  # the seed's grid
     at.button(key="sweep_fine_grid").click().run()
     assert not at.exception
     assert at.text_input(key=state.widget_key(state.SWEEP_RATES)).value == state.FINE_GRID
-    assert "20 points: 1 method(s) x 20 sparsities" in " ".join(c.value for c in at.caption) or \
-        "40 points: 2 method(s) x 20 sparsities" in " ".join(c.value for c in at.caption)
+    assert at.multiselect(key=state.widget_key(state.SWEEP_METHODS)).value == ["magnitude", "random"]
+    assert "40 points: 2 method(s) x 20 sparsities." in [c.value for c in at.caption]
 
 
-def test_sensitivity_page_heatmap_plan_and_comparison(tiny_refs):
-    at = page("3_Sensitivity.py", tiny_refs)
+def test_sensitivity_page_heatmap_plan_and_comparison(uploaded_page):
+    at = uploaded_page("pages/3_Sensitivity.py")
     at.session_state[state.SENS_RATES] = "50, 90"
     at.session_state[state.PLAN_TARGET] = 0.6
     at.run()

@@ -1,13 +1,13 @@
 """A new user's path in a real browser: Chromium (Playwright) against `streamlit run app.py`.
 
 Starts the app on a free localhost port with a private PRUNESCOPE_HOME, fails on any
-Streamlit exception box, and saves a screenshot of every page it visits into docs/.
+Streamlit exception box, and screenshots every page it visits: into a temporary folder,
+or into the README's docs/ with `pytest tests/e2e --screenshots docs`.
 """
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from chromium import LAUNCH_ARGS, chromium_or_fail
+
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,9 +31,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: apt-get install chromium (.ci/run does this)")
+def chromium_path() -> str:
+    """A Chromium to drive, installed first where needed; a missing one fails (never skips)."""
+    return chromium_or_fail()
+
+
+@pytest.fixture(scope="module")
+def shots(request, tmp_path_factory) -> Path:
+    """Where screenshots go: `--screenshots DIR` (the README's docs/), else a temporary folder."""
+    chosen = request.config.getoption("screenshots")
+    folder = Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(chromium_path, tmp_path_factory):
     port = free_port()
     env = dict(os.environ, PRUNESCOPE_HOME=str(tmp_path_factory.mktemp("home")), PYTHONPATH=str(ROOT))
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
@@ -60,14 +73,11 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def page(app_url, chromium_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = pw.chromium.launch(executable_path=chromium_path, args=list(LAUNCH_ARGS))
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         yield page
         browser.close()
@@ -91,14 +101,13 @@ def metric_value(page, label: str) -> str:
     return metric_locator(page, label).inner_text()
 
 
-def test_new_user_path(page, app_url):
-    DOCS.mkdir(exist_ok=True)
+def test_new_user_path(page, app_url, shots):
     page.goto(app_url)
     page.get_by_text("Baseline: cnn on digits").wait_for(timeout=180_000)
     wait_idle(page)
     assert re.fullmatch(r"\d+\.\d\d%", metric_value(page, "Test accuracy"))
     assert metric_value(page, "Parameters") == "21,386"
-    page.screenshot(path=str(DOCS / "home.png"), full_page=True)
+    page.screenshot(path=str(shots / "home.png"), full_page=True)
 
     page.goto(app_url + "/Prune")
     page.get_by_text("Sparsity (measured)").wait_for(timeout=120_000)
@@ -119,7 +128,7 @@ def test_new_user_path(page, app_url):
     wait_idle(page)
     assert metric_value(page, "Sparsity (measured)") == "80.00%"
     assert metric_value(page, "Nonzero params") != before
-    page.screenshot(path=str(DOCS / "prune.png"), full_page=True)
+    page.screenshot(path=str(shots / "prune.png"), full_page=True)
 
     # a 3-point sweep (magnitude and random, the default methods)
     page.goto(app_url + "/Sweep")
@@ -133,7 +142,7 @@ def test_new_user_path(page, app_url):
     page.get_by_role("heading", name="Pareto view").wait_for(timeout=300_000)
     wait_idle(page)
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 7
-    page.screenshot(path=str(DOCS / "sweep.png"), full_page=True)
+    page.screenshot(path=str(shots / "sweep.png"), full_page=True)
 
     page.goto(app_url + "/Sensitivity")
     rates = page.get_by_role("textbox", name="Sparsities (%)")
@@ -145,7 +154,7 @@ def test_new_user_path(page, app_url):
     page.get_by_role("button", name="Run scan").click()
     page.get_by_role("heading", name="Per-layer sparsity plan").wait_for(timeout=300_000)
     wait_idle(page)
-    page.screenshot(path=str(DOCS / "sensitivity.png"), full_page=True)
+    page.screenshot(path=str(shots / "sensitivity.png"), full_page=True)
 
     # the run history holds what this session did: prunes, the sweep, the scan
     page.goto(app_url + "/Runs")
@@ -154,4 +163,4 @@ def test_new_user_path(page, app_url):
     caption = page.get_by_text(re.compile(r"^\d+ of \d+ runs\.$")).inner_text()
     shown, total = (int(n) for n in re.findall(r"\d+", caption))
     assert shown == total >= 4  # 50% and 80% prunes at least, the sweep, the scan
-    page.screenshot(path=str(DOCS / "runs.png"), full_page=True)
+    page.screenshot(path=str(shots / "runs.png"), full_page=True)

@@ -1,10 +1,19 @@
 """Exact keep counts and masks from scores (tfmot's rule)."""
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
+import pruning.core.masks as masks_module
 from pruning.core.masks import global_masks, keep_count, layer_masks, top_k_mask
+
+
+def test_doctests():
+    # the keep rule's worked examples in the docstrings are checked, and there are some
+    result = doctest.testmod(masks_module)
+    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize(
