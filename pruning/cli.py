@@ -249,6 +249,7 @@ def _names(text: str) -> tuple[str, ...]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .executors.base import make_executor
     from .reports import to_markdown
+    from .runs.resume import run_stored_sweep
     from .runs.store import open_store
     from .specs import DataRef, ModelRef, SweepSpec
 
@@ -260,13 +261,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     executor = make_executor(args.executor)
     progress = _progress if args.format == "table" else None  # csv/json are for scripts: stderr stays clean
-    run_id, report = open_store().record_points(
-        "sweep", spec, lambda on_point: executor.sweep(spec, on_point=on_point, on_progress=progress), source="cli"
+    # the page's policy, except that a script asking for a sweep gets one measured now: a
+    # completed identical run is not reused, but an interrupted one's finished points are
+    stored = run_stored_sweep(
+        open_store(), spec, lambda on_point, resume: executor.sweep(spec, on_point=on_point, on_progress=progress,
+                                                                    resume=resume),
+        source="cli", reuse_completed=False,
     )
+    run_id, report = stored.run_id, stored.report
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.format == "json":
-        text = json.dumps(to_plain({**report.to_json_dict(), "run_id": run_id}), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(to_plain({**report.to_json_dict(), "run_id": run_id, "resumed_points": stored.resumed_points}),
+                          indent=2, allow_nan=False) + "\n"
     elif args.format == "csv":
         text = report.rows.to_csv(index=False)
     else:

@@ -11,11 +11,29 @@ from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any, Callable, Optional
 
+import pandas as pd
 import streamlit as st
 
 from pruning.executors.base import Executor, make_executor
-from pruning.reports import BaselineReport, PruneReport
-from pruning.specs import DataRef, ModelRef, ProgressFn, PruneSpec, parse_sparsities
+from pruning.methods import METHODS
+from pruning.model.datasets import DATASETS
+from pruning.plan import plan_sparsity
+from pruning.reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
+from pruning.run.sensitivity import sensitivity_outcome
+from pruning.runs import history
+from pruning.runs.export import recipe_text, stored_tflite
+from pruning.runs.report import build_report
+from pruning.runs.resume import run_stored_sweep
+from pruning.runs.store import Run, RunStore, open_store
+from pruning.specs import (
+    DataRef,
+    ModelRef,
+    ProgressFn,
+    PruneSpec,
+    SensitivitySpec,
+    SweepSpec,
+    parse_sparsities,
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -91,8 +109,6 @@ def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneRep
 @st.cache_data(show_spinner=False)
 def methods() -> list[dict]:
     """name, description, granularity of every registered method, in registry order."""
-    from pruning.methods import METHODS
-
     return [
         {"name": m.name, "description": m.description, "granularity": m.granularity, "scopes": list(m.scopes)}
         for m in METHODS.values()
@@ -106,8 +122,6 @@ def model_names() -> list[str]:
 
 @st.cache_data(show_spinner=False)
 def dataset_names() -> list[str]:
-    from pruning.model.datasets import DATASETS
-
     return list(DATASETS)
 
 
@@ -122,26 +136,10 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
-# -- sweeps and sensitivity (issue 4) -------------------------------------------------------
-from pruning.errors import BadInput  # noqa: E402
-from pruning.plan import plan_sparsity  # noqa: E402
-from pruning.reports import (  # noqa: E402
-    SensitivityReport,  # noqa: E402
-    SweepReport,
-    report_from_rows,
-)
-from pruning.run.sensitivity import sensitivity_outcome  # noqa: E402
-from pruning.specs import (
-    SensitivitySpec,  # noqa: E402
-    SweepSpec,  # noqa: E402
-)
-
-
+# -- sweeps and sensitivity -----------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
-def run_store():
+def run_store() -> RunStore:
     """The process-wide run store ($PRUNESCOPE_HOME/runs.db)."""
-    from pruning.runs.store import open_store
-
     return open_store()
 
 
@@ -150,40 +148,16 @@ def rates_from_text(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(parse_sparsities(text, percent=True))))
 
 
-def _same_spec_runs(kind: str, spec, parse) -> list:
-    runs = run_store().list(kind=kind, model=spec.model.name, dataset=spec.data.name)
-    same = []
-    for run in runs:
-        try:
-            if parse(run.spec) == spec:
-                same.append(run)
-        except (BadInput, TypeError, ValueError):
-            continue  # a row from another version of the spec: not ours to reuse
-    return same
-
-
 def sweep(spec: SweepSpec, on_point=None, on_progress: Optional[ProgressFn] = None) -> SweepReport:
     """A sweep, cached per spec. Each finished point is stored as it lands; a completed stored
-    sweep of the same spec is reused, and an interrupted one resumes from its stored points."""
+    sweep of the same spec is reused, and an interrupted one resumes from its stored points
+    (pruning.runs.resume, the policy the CLI shares)."""
 
     def compute() -> SweepReport:
-        store = run_store()
-        runs = _same_spec_runs("sweep", spec, SweepSpec.from_dict)
-        for run in runs:
-            if run.status == "completed" and run.metrics.get("baseline"):
-                return report_from_rows(spec, run.metrics["baseline"], store.points(run.id),
-                                        run.metrics.get("timing_s", {}), run.environment)
-        resume = next((store.points(run.id) for run in runs if run.status in ("interrupted", "failed")), [])
+        def runner(point, resume):
+            return get_executor().sweep(spec, on_point=point, on_progress=on_progress, resume=resume)
 
-        def work(store_point):
-            def both(row):
-                store_point(row)
-                if on_point:
-                    on_point(row)
-
-            return get_executor().sweep(spec, on_point=both, on_progress=on_progress, resume=resume)
-
-        return store.record_points("sweep", spec, work, source="app")[1]
+        return run_stored_sweep(run_store(), spec, runner, on_point=on_point, source="app").report
 
     return cached_call("sweep", spec.to_json(), compute)
 
@@ -206,15 +180,10 @@ def plan(report: SensitivityReport, target: Optional[float] = None, budget: Opti
 @st.cache_data(show_spinner=False)
 def scan_methods() -> list[str]:
     """Methods a sensitivity scan can use: masks, one layer at a time, nothing trained."""
-    from pruning.methods import METHODS
-
     return [m.name for m in METHODS.values() if m.granularity != "structured" and "training" not in m.needs]
 
 
-# -- run history, export and reports (issue 5) ----------------------------------------------
-import pandas as pd  # noqa: E402
-
-
+# -- run history, export and reports (pruning.runs.history, export, report) ------------------
 def rerun(run_id: int, on_progress: Optional[ProgressFn] = None) -> int:
     """Prune a stored run's spec again, uncached, as a new run; returns the new run's id."""
     spec = run_store().get(run_id).prune_spec()
@@ -222,94 +191,41 @@ def rerun(run_id: int, on_progress: Optional[ProgressFn] = None) -> int:
                                     source="app")[0]
 
 
-def list_runs() -> list:
+def list_runs() -> list[Run]:
     """Every stored run, newest first (read fresh: other sessions and the CLI add runs)."""
     return run_store().list()
 
 
-def runs_frame(runs: list) -> pd.DataFrame:
-    """One row per run, the columns of `python -m pruning runs --json`."""
-    columns = ["id", "kind", "status", "name", "model", "dataset", "method", "target_sparsity", "sparsity",
-               "baseline_accuracy", "accuracy", "latency_ms", "gzip_bytes", "nonzero_params", "finetune_epochs",
-               "seed", "device", "note", "error", "created_at"]
-    frame = pd.DataFrame([run.summary() for run in runs], columns=columns)
-    frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s")
-    return frame
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    return history.runs_frame(runs)
 
 
-COMPARE_METRICS = ("accuracy", "robust_accuracy", "train_accuracy", "loss", "nonzero_params", "effective_flops",
-                   "size_bytes", "gzip_bytes", "latency_ms")
+def compare_frame(runs: list[Run]) -> pd.DataFrame:
+    return history.compare_frame(runs)
 
 
-def compare_frame(runs: list) -> pd.DataFrame:
-    """Metrics side by side (one column per run) and each run's change against the first one."""
-    rows = []
-    first = runs[0]
-    for key in ("sparsity",) + COMPARE_METRICS:
-        row: dict = {"metric": key}
-        for run in runs:
-            value = run.metrics.get(key) if key == "sparsity" else run.metrics.get("pruned", {}).get(key)
-            row[run.label] = value
-            if run is not first:
-                base = row[first.label]
-                row[f"Δ {run.label}"] = None if value is None or base is None else value - base
-        rows.append(row)
-    return pd.DataFrame(rows)
+def pareto_rows(runs: list[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict]:
+    return history.pareto_rows(run_store(), runs, model, dataset)
 
 
-def pareto_rows(runs: list, model: str, dataset: str) -> tuple[pd.DataFrame, dict]:
-    """Completed prune runs and stored sweep points of one model on one dataset, as Pareto points,
-    and the dense baseline (from the newest of them)."""
-    store = run_store()
-    rows, baseline = [], {}
-    for run in runs:
-        if run.model != model or run.dataset != dataset or run.status not in ("completed", "interrupted"):
-            continue
-        if run.kind == "prune" and run.status == "completed":
-            rows.append({"method": run.method, "sparsity": run.metrics["sparsity"], "source": run.label,
-                         **{k: run.metrics["pruned"][k] for k in ("accuracy", "latency_ms", "gzip_bytes")}})
-            baseline = baseline or run.metrics["baseline"]
-        elif run.kind == "sweep":
-            for point in store.points(run.id):
-                rows.append({"method": point["method"], "sparsity": point["sparsity"],
-                             "source": f"sweep #{run.id}",
-                             **{k: point.get(k) for k in ("accuracy", "latency_ms", "gzip_bytes")}})
-            baseline = baseline or run.metrics.get("baseline", {})
-    frame = pd.DataFrame(rows, columns=["method", "sparsity", "source", "accuracy", "latency_ms", "gzip_bytes"])
-    return frame.dropna(subset=["accuracy", "latency_ms", "gzip_bytes"]), baseline
+def size_stages(run_id: int) -> pd.DataFrame:
+    return history.size_stages(run_store(), run_id)
 
 
 def tflite_export(run_id: int) -> dict:
-    """Convert a run's model to TFLite once (kept beside it, figures in the run's details) and
-    check it against Keras; returns TFLiteExport.to_dict() plus the file path."""
-    from pathlib import Path
-
-    from pruning.runs.export import ExportError, export_tflite
-
-    run = run_store().get(run_id)
-    stored = run.details.get("tflite")
-    out = Path(run.artifact_path or "").with_name("model.tflite")
-    if stored and stored.get("ok") and out.is_file():
-        return dict(stored, path=str(out))
-    try:
-        return dict(export_tflite(run, out, run_store()).to_dict(), path=str(out))
-    except ExportError:
-        return dict(run_store().get(run_id).details["tflite"], path=None)  # below the bar: shown, not offered
+    """The run's TFLite file, converted once and kept beside it (export.stored_tflite)."""
+    return stored_tflite(run_store(), run_id)
 
 
 def recipe_bytes(run_id: int) -> bytes:
-    from pruning.runs.export import make_recipe
-
-    return (json.dumps(make_recipe(run_store().get(run_id)), indent=2, sort_keys=True) + "\n").encode()
+    return recipe_text(run_store().get(run_id)).encode()
 
 
 def report_html(run_id: int) -> bytes:
     """The one-file HTML report (about 5 MB: plotly.js is inside, so it opens offline);
     rebuilt only when what it shows changed (name, note, TFLite figures, sweeps)."""
-    from pruning.runs.report import build_report, related_sweeps
-
     run = run_store().get(run_id)
-    sweeps = related_sweeps(run_store(), run)
+    sweeps = history.related_sweeps(run_store(), run)
     key = json.dumps([run.id, run.name, run.note, run.details.get("tflite"),
                       [(sweep.id, len(points)) for sweep, points in sweeps]], sort_keys=True)
     return cached_call("report_html", key, lambda: build_report(run, sweeps).encode("utf-8"))
@@ -326,9 +242,3 @@ def rename_run(run_id: int, name: str, note: str) -> None:
 
 def delete_run(run_id: int) -> None:
     run_store().delete(run_id)
-
-
-def size_stages(run_id: int) -> pd.DataFrame:
-    from pruning.runs.export import size_waterfall
-
-    return size_waterfall(run_store().get(run_id))

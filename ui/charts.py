@@ -1,6 +1,6 @@
-"""Pure plotly figure builders: plain data in, `go.Figure` out, no Streamlit.
+"""The pages' own plotly figures: plain data in, `go.Figure` out, no Streamlit.
 
-One colour per method, the same on every page (`method_color`).
+Figures the HTML report shows too live in pruning/runs/figures.py; they are imported here.
 """
 from __future__ import annotations
 
@@ -10,40 +10,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+# shared with the HTML report; pages reach every figure as charts.*
+from pruning.runs.figures import layer_sparsity_figure, titled  # noqa: F401
+from pruning.runs.figures import waterfall_figure as size_waterfall_figure  # noqa: F401
 from pruning.runs.palette import (  # one colour table for the app and the reports
     BASELINE_COLOR,
     method_color,
 )
 
 ZERO_COLOR = "#d62728"
-
-
-def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(
-        title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
-        margin=dict(l=40, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25),
-    )
-    return fig
-
-
-def layer_sparsity_figure(layers: pd.DataFrame, method: str) -> go.Figure:
-    """Measured sparsity per prunable layer, in network order, with the target marked."""
-    rows = layers[layers["sparsity"].notna()]
-    fig = go.Figure()
-    fig.add_bar(
-        x=rows["name"], y=rows["sparsity"], name="measured", marker_color=method_color(method),
-        customdata=np.stack([rows["nonzero_params"], rows["params"]], axis=-1),
-        hovertemplate="%{x}<br>measured sparsity %{y:.1%}<br>%{customdata[0]:,} of %{customdata[1]:,} weights left<extra></extra>",
-    )
-    if "target_sparsity" in rows and rows["target_sparsity"].notna().any():
-        fig.add_scatter(
-            x=rows["name"], y=rows["target_sparsity"], mode="markers", name="requested",
-            marker=dict(symbol="line-ew-open", size=28, color="black", line=dict(width=2)),
-            hovertemplate="%{x}<br>requested %{y:.1%}<extra></extra>",
-        )
-    fig.update_xaxes(categoryorder="array", categoryarray=list(rows["name"]))
-    fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    return _layout(fig, "Sparsity per layer (measured)", "layer (network order)", "zeros among prunable weights")
 
 
 def weight_histogram_figure(hist: Mapping[str, Any], layer: str, method: str) -> go.Figure:
@@ -62,7 +37,7 @@ def weight_histogram_figure(hist: Mapping[str, Any], layer: str, method: str) ->
         text=f"zeros: {hist['zeros_before']:,} before, {hist['zeros_after']:,} after (not drawn)",
         font=dict(color=ZERO_COLOR),
     )
-    return _layout(fig, f"Weight distribution: {layer}", "weight value", "count")
+    return titled(fig, f"Weight distribution: {layer}", "weight value", "count")
 
 
 def mask_image_figure(image: Sequence[Sequence[int]], layer: str) -> go.Figure:
@@ -72,7 +47,7 @@ def mask_image_figure(image: Sequence[Sequence[int]], layer: str) -> go.Figure:
         colorbar=dict(title="% kept"), hovertemplate="row %{y}, col %{x}: %{z}% kept<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, f"Mask of {layer} (dark = kept)", "output unit / filter", "input x kernel position")
+    return titled(fig, f"Mask of {layer} (dark = kept)", "output unit / filter", "input x kernel position")
 
 
 # -- sweeps and sensitivity (issue 4) -------------------------------------------------------
@@ -107,7 +82,7 @@ def sweep_metric_figure(rows: pd.DataFrame, y: str, title: str, y_title: str,
     fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
     if y_format:
         fig.update_yaxes(tickformat=y_format)
-    return _layout(fig, title, "sparsity (measured)", y_title)
+    return titled(fig, title, "sparsity (measured)", y_title)
 
 
 def pareto_front(points: pd.DataFrame, cost: str, value: str = "accuracy") -> pd.DataFrame:
@@ -138,7 +113,7 @@ def pareto_figure(rows: pd.DataFrame, cost: str, cost_title: str, baseline: Mapp
                     marker=dict(color=BASELINE_COLOR, symbol="star", size=14),
                     hovertemplate=f"dense<br>{cost_title} %{{x:.3g}}<br>accuracy %{{y:.2%}}<extra></extra>")
     fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, f"Accuracy vs {cost_title}", cost_title, "test accuracy")
+    return titled(fig, f"Accuracy vs {cost_title}", cost_title, "test accuracy")
 
 
 def sensitivity_heatmap(drop: pd.DataFrame) -> go.Figure:
@@ -151,7 +126,7 @@ def sensitivity_heatmap(drop: pd.DataFrame) -> go.Figure:
         hovertemplate="%{y} alone at %{x}<br>accuracy drop %{z:.2f} points<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=list(drop.index))
-    return _layout(fig, "Sensitivity: accuracy drop with one layer pruned", "sparsity of that layer", "layer")
+    return titled(fig, "Sensitivity: accuracy drop with one layer pruned", "sparsity of that layer", "layer")
 
 
 def sensitivity_curves_figure(accuracy: pd.DataFrame, baseline: float) -> go.Figure:
@@ -163,7 +138,7 @@ def sensitivity_curves_figure(accuracy: pd.DataFrame, baseline: float) -> go.Fig
     fig.add_hline(y=baseline, line=dict(color=BASELINE_COLOR, dash="dash"), annotation_text="dense baseline")
     fig.update_xaxes(tickformat=".0%")
     fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, "Accuracy with one layer pruned", "sparsity of that layer", "test accuracy")
+    return titled(fig, "Accuracy with one layer pruned", "sparsity of that layer", "test accuracy")
 
 
 def plan_figure(plan: Mapping[str, float], uniform: float, method: str = "magnitude") -> go.Figure:
@@ -176,7 +151,7 @@ def plan_figure(plan: Mapping[str, float], uniform: float, method: str = "magnit
                     line=dict(color=BASELINE_COLOR, dash="dash"), hoverinfo="skip")
     fig.update_xaxes(categoryorder="array", categoryarray=layers)
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    return _layout(fig, "Per-layer sparsity plan", "layer (network order)", "sparsity")
+    return titled(fig, "Per-layer sparsity plan", "layer (network order)", "sparsity")
 
 
 # -- Runs page (issue 5) --------------------------------------------------------------------
@@ -197,7 +172,7 @@ def compare_layers_figure(runs: Sequence[tuple[str, str, Sequence[Mapping[str, A
     fig.update_layout(barmode="group")
     fig.update_xaxes(categoryorder="array", categoryarray=order)
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    return _layout(fig, "Sparsity per layer, run by run", "layer (network order)", "measured sparsity")
+    return titled(fig, "Sparsity per layer, run by run", "layer (network order)", "measured sparsity")
 
 
 def compare_curves_figure(curves: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
@@ -219,12 +194,4 @@ def compare_curves_figure(curves: Sequence[tuple[str, Sequence[Mapping[str, Any]
                                     line=dict(color="black", width=1)))
     fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
     fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, "Accuracy vs sparsity, runs overlaid", "sparsity (measured)", "test accuracy")
-
-
-def size_waterfall_figure(stages: pd.DataFrame) -> go.Figure:
-    """Bytes from the dense .keras file to gzipped TFLite (export.size_waterfall's frame);
-    the same figure the HTML report shows."""
-    from pruning.runs.report import waterfall_figure
-
-    return waterfall_figure(stages)
+    return titled(fig, "Accuracy vs sparsity, runs overlaid", "sparsity (measured)", "test accuracy")

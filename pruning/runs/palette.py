@@ -1,7 +1,7 @@
 """One colour per pruning method, for every chart the project draws (app pages and reports).
 
 The backend's HTML report needs the colours too, and pruning/ must not import ui/, so the
-table lives here; ui/charts.py keeps the same table (make it import this one).
+table lives here; pruning/runs/figures.py and ui/charts.py both import it.
 """
 from __future__ import annotations
 

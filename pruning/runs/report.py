@@ -8,30 +8,22 @@ import html
 import math
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from ..errors import BadInput
-from .palette import BASELINE_COLOR, method_color
+from .figures import (
+    METRIC_LABELS,
+    PERCENT_KEYS,
+    histograms_figure,
+    layer_sparsity_figure,
+    metrics_figure,
+    tradeoff_figure,
+    waterfall_figure,
+)
+from .history import related_sweeps
 from .store import Run, RunStore
-
-HIST_COLUMNS = 3
-PERCENT_KEYS = ("accuracy", "train_accuracy", "robust_accuracy")
-METRIC_LABELS = {
-    "accuracy": "test accuracy",
-    "robust_accuracy": "robust accuracy (noisy inputs)",
-    "train_accuracy": "train accuracy",
-    "loss": "test loss",
-    "params": "parameters",
-    "nonzero_params": "nonzero parameters",
-    "flops": "FLOPs (MACs / sample)",
-    "effective_flops": "effective FLOPs (nonzero weights)",
-    "size_bytes": ".keras size (bytes)",
-    "gzip_bytes": ".keras gzip size (bytes)",
-    "latency_ms": "latency (ms / batch)",
-    "latency_p90_ms": "latency p90 (ms / batch)",
-}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -53,110 +45,6 @@ def _fmt(key: str, value: Any) -> str:
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
         return f"{int(value):,}"
     return f"{value:.4g}"
-
-
-def _layout(fig, title: str, x: str, y: str):
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
-                      margin=dict(l=50, r=20, t=60, b=50), legend=dict(orientation="h", y=-0.2))
-    return fig
-
-
-# -- figures (plain lists in, so the numbers sit readable in the file) ----------------------
-def metrics_figure(baseline: Mapping[str, Any], pruned: Mapping[str, Any], method: str):
-    """Left: accuracies side by side. Right: the pruned model as a share of the baseline."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Pruned as a share of baseline"))
-    acc = [k for k in PERCENT_KEYS if baseline.get(k) is not None and pruned.get(k) is not None]
-    labels = [METRIC_LABELS[k] for k in acc]
-    fig.add_bar(x=labels, y=[baseline[k] for k in acc], name="baseline", marker_color=BASELINE_COLOR, row=1, col=1)
-    fig.add_bar(x=labels, y=[pruned[k] for k in acc], name="pruned", marker_color=method_color(method), row=1, col=1)
-    shares = [k for k in ("nonzero_params", "effective_flops", "size_bytes", "gzip_bytes", "latency_ms")
-              if baseline.get(k) and pruned.get(k) is not None]
-    fig.add_bar(x=[METRIC_LABELS[k] for k in shares], y=[pruned[k] / baseline[k] for k in shares],
-                name="pruned / baseline", marker_color=method_color(method), showlegend=False, row=1, col=2)
-    fig.update_yaxes(tickformat=".0%", row=1, col=1, range=[0, 1])
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(barmode="group", template="plotly_white", title="Baseline vs pruned", height=420,
-                      legend=dict(orientation="h", y=-0.35))
-    return fig
-
-
-def layer_sparsity_figure(layers: Sequence[Mapping[str, Any]], method: str):
-    import plotly.graph_objects as go
-
-    rows = [r for r in layers if r.get("sparsity") is not None]
-    names = [r["name"] for r in rows]
-    fig = go.Figure()
-    fig.add_bar(x=names, y=[r["sparsity"] for r in rows], name="measured", marker_color=method_color(method),
-                customdata=[[r["nonzero_params"], r["params"]] for r in rows],
-                hovertemplate="%{x}<br>measured %{y:.1%}<br>%{customdata[0]:,} of %{customdata[1]:,} weights left<extra></extra>")
-    targets = [r.get("target_sparsity") for r in rows]
-    if any(t is not None for t in targets):
-        fig.add_scatter(x=names, y=targets, mode="markers", name="requested",
-                        marker=dict(symbol="line-ew-open", size=28, color="black", line=dict(width=2)))
-    fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    return _layout(fig, "Sparsity per layer (measured)", "layer (network order)", "zeros among prunable weights")
-
-
-def histograms_figure(histograms: Mapping[str, Mapping[str, Any]], method: str):
-    """Nonzero weights before (grey) and after, one panel per layer; zeros counted in the title."""
-    from plotly.subplots import make_subplots
-
-    layers = list(histograms)
-    rows = max(1, math.ceil(len(layers) / HIST_COLUMNS))
-    titles = [f"{name} (zeros {h['zeros_before']:,} -> {h['zeros_after']:,})" for name, h in histograms.items()]
-    fig = make_subplots(rows=rows, cols=HIST_COLUMNS, subplot_titles=titles)
-    for i, (name, hist) in enumerate(histograms.items()):
-        edges = list(hist["edges"])
-        centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
-        row, col = divmod(i, HIST_COLUMNS)
-        fig.add_bar(x=centers, y=list(hist["before"]), name="before (dense)", legendgroup="before",
-                    showlegend=i == 0, marker_color=BASELINE_COLOR, opacity=0.55, row=row + 1, col=col + 1)
-        fig.add_bar(x=centers, y=list(hist["after"]), name="after (nonzero)", legendgroup="after",
-                    showlegend=i == 0, marker_color=method_color(method), opacity=0.8, row=row + 1, col=col + 1)
-    fig.update_layout(barmode="overlay", bargap=0, template="plotly_white", height=260 * rows + 80,
-                      title="Weight distributions per layer (pruned zeros are counted, not drawn)",
-                      legend=dict(orientation="h", y=-0.08))
-    return fig
-
-
-def waterfall_figure(stages: pd.DataFrame):
-    """Bytes from the dense .keras file to a compressed TFLite file (from export.size_waterfall)."""
-    import plotly.graph_objects as go
-
-    values = [int(v) for v in stages["bytes"]]
-    changes = [values[0]] + [b - a for a, b in zip(values[:-1], values[1:])]
-    fig = go.Figure(go.Waterfall(
-        x=list(stages["stage"]), y=changes, measure=["absolute"] + ["relative"] * (len(values) - 1),
-        text=[f"{v / 1024:,.1f} KB" for v in values], textposition="outside",
-        decreasing=dict(marker=dict(color="#2ca02c")), increasing=dict(marker=dict(color="#d62728")),
-        totals=dict(marker=dict(color=BASELINE_COLOR)),
-    ))
-    return _layout(fig, "Model size, step by step", "", "bytes")
-
-
-def tradeoff_figure(points: Sequence[Mapping[str, Any]], highlight: Optional[Mapping[str, Any]] = None,
-                    x: str = "sparsity", y: str = "accuracy"):
-    """Accuracy against measured sparsity, one line per (sweep, method); this run as a star."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for p in points:
-        if p.get(x) is not None and p.get(y) is not None:
-            groups.setdefault((p.get("run_id"), p.get("method", "?")), []).append(p)
-    for (run_id, method), rows in groups.items():
-        rows = sorted(rows, key=lambda r: r[x])
-        label = method if run_id is None else f"{method} (sweep #{run_id})"
-        fig.add_scatter(x=[r[x] for r in rows], y=[r[y] for r in rows], mode="lines+markers", name=label,
-                        line=dict(color=method_color(method)))
-    if highlight is not None:
-        fig.add_scatter(x=[highlight[x]], y=[highlight[y]], mode="markers", name="this run",
-                        marker=dict(symbol="star", size=16, color="black"))
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, "Trade-off: accuracy vs measured sparsity", "measured sparsity", "test accuracy")
 
 
 # -- html -----------------------------------------------------------------------------------
@@ -276,7 +164,7 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
     page.chart(metrics_figure(base, pruned, run.method), "chart-metrics")
     page.table(_metric_table(base, pruned), "metrics")
     page.heading("Per layer")
-    page.chart(layer_sparsity_figure(run.layers, run.method), "chart-layer-sparsity")
+    page.chart(layer_sparsity_figure(run.layers, run.method, "report"), "chart-layer-sparsity")
     columns = ["name", "type", "params", "nonzero_params", "sparsity", "shape_before", "shape_after"]
     page.table(pd.DataFrame(run.layers).reindex(columns=columns), "layers")
     if run.details.get("histograms"):
@@ -296,19 +184,6 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
         page.heading("Trade-off")
         page.chart(tradeoff_figure(points, {"sparsity": m["sparsity"], "accuracy": pruned["accuracy"]}),
                    "chart-tradeoff")
-
-
-def related_sweeps(store: RunStore, run: Run) -> list[tuple[Run, list[dict[str, Any]]]]:
-    """Sweeps of the same model and dataset that recorded points (interrupted ones too)."""
-    if run.kind != "prune":
-        return [(run, store.points(run.id))]
-    found = []
-    for sweep in store.list(kind="sweep", model=run.model, dataset=run.dataset):
-        if sweep.spec.get("model") == run.spec.get("model") and sweep.spec.get("data") == run.spec.get("data"):
-            rows = store.points(sweep.id)
-            if rows:
-                found.append((sweep, rows))
-    return found
 
 
 def write_report(store: RunStore, run_id: int, out: str | Path) -> Path:

@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
@@ -22,134 +21,18 @@ from ..paths import home
 from ..plain import to_plain
 from ..reports import PruneReport
 from ..specs import PruneSpec
+from .records import Outcome, Run, prune_outcome  # noqa: F401  (the row types: part of the store's face)
+from .schema import KINDS, MIGRATIONS, SCHEMA_VERSION, STATES  # noqa: F401
 
-SCHEMA_VERSION = 2
-KINDS = ("prune", "sweep", "sensitivity")
-STATES = ("running", "completed", "failed", "interrupted")
 BUSY_TIMEOUT_MS = 5_000
 WRITE_DEADLINE_S = 60.0  # give up on a write only after this long of back-off
 MODEL_FILE = "model.keras"
 
 T = TypeVar("T")
 
-# MIGRATIONS[i] takes the schema from version i to i + 1; a fresh file runs them all.
-# Never edit a released step: add a new one, so old files upgrade the same way new ones build.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 0 -> 1: the first release kept only what a prune printed
-        """CREATE TABLE runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL,
-            spec_json TEXT NOT NULL,
-            metrics_json TEXT,
-            created_at REAL NOT NULL,
-            finished_at REAL
-        )""",
-    ),
-    (  # 1 -> 2: what history, comparison, export and reports need
-        "ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN dataset TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN method TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN environment_json TEXT NOT NULL DEFAULT '{}'",
-        "ALTER TABLE runs ADD COLUMN layers_json TEXT NOT NULL DEFAULT '[]'",
-        "ALTER TABLE runs ADD COLUMN details_json TEXT NOT NULL DEFAULT '{}'",
-        "ALTER TABLE runs ADD COLUMN error TEXT",
-        "ALTER TABLE runs ADD COLUMN artifact_path TEXT",
-        "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT ''",
-        # v1 stored the spec only: recover the filter columns from it
-        """UPDATE runs SET
-            model = COALESCE(json_extract(spec_json, '$.model.name'), ''),
-            dataset = COALESCE(json_extract(spec_json, '$.data.name'), ''),
-            method = COALESCE(json_extract(spec_json, '$.method'), '')""",
-        "CREATE INDEX runs_by_model ON runs (model, dataset)",
-        """CREATE TABLE sweep_points (
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            row_json TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            PRIMARY KEY (run_id, seq)
-        )""",
-    ),
-)
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
 
 class StoreError(RuntimeError):
     """The run store could not do what was asked (a bug or a broken disk, not bad input)."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One stored run, as plain data."""
-
-    id: int
-    kind: str
-    status: str
-    name: str
-    note: str
-    model: str
-    dataset: str
-    method: str
-    spec: dict[str, Any]
-    environment: dict[str, Any]
-    metrics: dict[str, Any]  # prune: method, target_sparsity, sparsity, baseline, pruned, derived
-    layers: list[dict[str, Any]]
-    details: dict[str, Any]  # prune: histograms, mask_images, timing_s, notes, granularity
-    error: Optional[str]
-    created_at: float
-    finished_at: Optional[float]
-    artifact_path: Optional[str]
-    source: str
-
-    @property
-    def label(self) -> str:
-        """How the run is named in tables and legends."""
-        if self.name:
-            return f"#{self.id} {self.name}"
-        if self.kind == "prune" and "target_sparsity" in self.metrics:
-            return f"#{self.id} {self.method} {self.metrics['target_sparsity']:.0%}"
-        return f"#{self.id} {self.kind} {self.method}".rstrip()
-
-    def prune_spec(self) -> PruneSpec:
-        if self.kind != "prune":
-            raise BadInput(f"run {self.id} is a {self.kind} run, not a prune: pick a prune run")
-        return PruneSpec.from_dict(self.spec)
-
-    def summary(self) -> dict[str, Any]:
-        """Flat: id, spec fields, status and key metrics (the `runs --json` rows)."""
-        pruned = self.metrics.get("pruned", {})
-        baseline = self.metrics.get("baseline", {})
-        out = {
-            "id": self.id, "kind": self.kind, "status": self.status, "name": self.name, "note": self.note,
-            "model": self.model, "dataset": self.dataset, "method": self.method,
-            "scope": self.spec.get("scope"), "target_sparsity": self.metrics.get("target_sparsity", self.spec.get("sparsity")),
-            "finetune_epochs": self.spec.get("finetune_epochs"), "seed": self.spec.get("seed"),
-            "sparsity": self.metrics.get("sparsity"),
-            "baseline_accuracy": baseline.get("accuracy"),
-            "accuracy": pruned.get("accuracy"), "latency_ms": pruned.get("latency_ms"),
-            "size_bytes": pruned.get("size_bytes"), "gzip_bytes": pruned.get("gzip_bytes"),
-            "nonzero_params": pruned.get("nonzero_params"),
-            "device": self.environment.get("device"),
-            "created_at": self.created_at, "finished_at": self.finished_at,
-            "error": self.error,
-        }
-        if self.kind != "prune":
-            out["points"] = self.metrics.get("points")
-        return out
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a finished run leaves in its row."""
-
-    metrics: Mapping[str, Any]
-    layers: Sequence[Mapping[str, Any]] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
-    environment: Mapping[str, Any] = field(default_factory=dict)
-    artifact: Optional[str] = None  # a model file to copy into the run's folder
 
 
 def _json(value: Any) -> str:
@@ -207,20 +90,6 @@ def _filter_columns(spec: Mapping[str, Any]) -> tuple[str, str, str]:
     if isinstance(methods, (list, tuple)):
         methods = ",".join(str(m) for m in methods)
     return name(spec.get("model")), name(spec.get("data") or spec.get("dataset")), str(methods)
-
-
-def prune_outcome(report: PruneReport) -> Outcome:
-    """A PruneReport as the row stores it (everything the report page and export need)."""
-    as_json = report.to_json_dict()
-    metrics = {k: as_json[k] for k in ("method", "granularity", "target_sparsity", "sparsity",
-                                         "baseline", "pruned", "derived")}
-    details = {
-        "histograms": report.histograms, "mask_images": report.mask_images,
-        "timing_s": report.timing_s, "notes": list(report.notes),
-    }
-    layers = json.loads(report.layers.to_json(orient="records"))
-    return Outcome(metrics=metrics, layers=layers, details=details,
-                   environment=report.environment, artifact=report.model_path)
 
 
 class RunStore:
@@ -395,20 +264,17 @@ class RunStore:
                name: str = "", source: str = "") -> tuple[int, T]:
         """Mark running, do the work, then completed (or failed / interrupted); (run id, result)."""
         run_id = self.begin(kind, spec, name=name, source=source)
+        return run_id, self._finish(run_id, work, outcome)
+
+    def _finish(self, run_id: int, work: Callable[[], T], outcome: Callable[[T], Outcome]) -> T:
+        """The one path from `running` to an end state: every record method ends through here."""
         try:
             result = work()
-        except KeyboardInterrupt:
-            self.fail(run_id, "stopped by the user", status="interrupted")
-            raise
         except BaseException as exc:
-            # a job the worker could not finish (it died, or was cancelled) is interrupted, not
-            # failed; so is one stopped by control flow that is no error of the job's (a
-            # Streamlit rerun when the user moves a slider on, SystemExit)
-            default = "failed" if isinstance(exc, Exception) else "interrupted"
-            self.fail(run_id, f"{type(exc).__name__}: {exc}", status=getattr(exc, "run_status", default))
+            self.fail(run_id, _error_text(exc), status=ended_status(exc))
             raise
         self.complete(run_id, outcome(result))
-        return run_id, result
+        return result
 
     def record_prune(self, spec: PruneSpec, work: Callable[[], PruneReport], name: str = "",
                      source: str = "app") -> tuple[int, PruneReport]:
@@ -421,39 +287,25 @@ class RunStore:
         """A sweep or sensitivity run: `work(on_point)` streams each finished point into the store.
 
         With no `outcome`, the row's metrics hold the point count and, when the result has
-        `to_json_dict()`, its baseline and timing.
+        `to_json_dict()`, its baseline and timing. It ends like `record`: a run stopped by
+        control flow (a Streamlit rerun) is `interrupted`, keeping the points it finished.
         """
         if kind not in ("sweep", "sensitivity"):
             raise ValueError(f"record_points stores sweep or sensitivity runs, not {kind!r}")
-        holder: dict[str, int] = {}
+        run_id = self.begin(kind, spec, name=name, source=source)
 
         def on_point(row: Mapping[str, Any]) -> None:
-            self.add_sweep_point(holder["id"], row)
-
-        def work_with_points() -> T:
-            return work(on_point)
+            self.add_sweep_point(run_id, row)
 
         def default_outcome(result: T) -> Outcome:
             raw = result.to_json_dict() if hasattr(result, "to_json_dict") else {}
-            metrics = {"points": len(self.points(holder["id"]))}
+            metrics = {"points": len(self.points(run_id))}
             for key in ("baseline", "timing_s"):
                 if key in raw:
                     metrics[key] = raw[key]
             return Outcome(metrics=metrics, environment=raw.get("environment", {}))
 
-        run_id = self.begin(kind, spec, name=name, source=source)
-        holder["id"] = run_id
-        try:
-            result = work_with_points()
-        except KeyboardInterrupt:
-            self.fail(run_id, "stopped by the user", status="interrupted")
-            raise
-        except BaseException as exc:
-            # a job the worker could not finish (it died, or was cancelled) is interrupted, not failed
-            self.fail(run_id, f"{type(exc).__name__}: {exc}", status=getattr(exc, "run_status", "failed"))
-            raise
-        self.complete(run_id, (outcome or default_outcome)(result))
-        return run_id, result
+        return run_id, self._finish(run_id, lambda: work(on_point), outcome or default_outcome)
 
     # -- reading ------------------------------------------------------------------------
     def get(self, run_id: int) -> Run:
@@ -516,6 +368,27 @@ class RunStore:
 
         self._write(remove)
         shutil.rmtree(self.artifacts / str(int(run_id)), ignore_errors=True)
+
+
+def ended_status(exc: BaseException) -> str:
+    """The state a run stopped by `exc` ends in: `failed` for an error, `interrupted` otherwise.
+
+    An Exception is the job's own failure, unless it says otherwise with a `run_status`
+    attribute (a worker that died or a cancelled job: executors.worker.JobFailed). Any other
+    BaseException is control flow that is no error of the job's: KeyboardInterrupt,
+    SystemExit, Streamlit's RerunException and StopException (a user moving a slider on).
+
+    >>> ended_status(ValueError("bad")), ended_status(KeyboardInterrupt())
+    ('failed', 'interrupted')
+    """
+    default = "failed" if isinstance(exc, Exception) else "interrupted"
+    return str(getattr(exc, "run_status", default))
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by the user"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

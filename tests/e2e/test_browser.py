@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from chromium import LAUNCH_ARGS, chromium_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]

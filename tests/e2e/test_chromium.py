@@ -6,10 +6,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import chromium
-from chromium import APT_INSTALL, APT_UPDATE, PLAYWRIGHT_INSTALL, ChromiumMissing, provide_chromium
+import pytest
+from chromium import (
+    APT_INSTALL,
+    APT_UPDATE,
+    PLAYWRIGHT_INSTALL,
+    ChromiumMissing,
+    provide_chromium,
+)
 
 PLAYWRIGHT_PATH = "/home/u/.cache/ms-playwright/chromium-1255/chrome-linux/chrome"
 NONINTERACTIVE = ("env", "DEBIAN_FRONTEND=noninteractive")

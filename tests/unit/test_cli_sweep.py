@@ -45,7 +45,40 @@ def test_sweep_json_has_baseline_rows_and_timing(capsys, paths):
     total = 36 + 1024 + 64
     zeros = sum(n - keep_count(n, 0.9) for n in (36, 1024, 64))
     assert data["rows"][2]["sparsity"] == zeros / total
-    assert isinstance(data["run_id"], int)
+    assert isinstance(data["run_id"], int) and data["resumed_points"] == 0
+
+
+def test_sweep_json_resumes_an_interrupted_identical_sweep(capsys, paths):
+    """The page's resume policy: finished points of an interrupted identical run are reused."""
+    from pruning.runs.store import open_store
+    from pruning.specs import DataRef, ModelRef, SweepSpec
+
+    argv = ["sweep", "--model", paths[0], "--dataset", paths[1], "--methods", "magnitude", "--rates", "0.3,0.6",
+            "--format", "json"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    fresh = json.loads(out)
+    assert fresh["resumed_points"] == 0
+
+    spec = SweepSpec(model=ModelRef.parse(paths[0]), data=DataRef.parse(paths[1]), methods=("magnitude",),
+                     rates=(0.3, 0.6))
+    marked = dict(fresh["rows"][0], accuracy=0.125)  # a value no measurement gives: proves it was not recomputed
+
+    def stopped(on_point):
+        on_point(marked)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        open_store().record_points("sweep", spec, stopped, source="test")
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    resumed = json.loads(out)
+    assert resumed["resumed_points"] == 1
+    assert resumed["rows"][0]["accuracy"] == 0.125
+    point = ("method", "target_sparsity", "sparsity", "accuracy", "nonzero_params")
+    assert [resumed["rows"][1][k] for k in point] == [fresh["rows"][1][k] for k in point]  # measured again
+    assert resumed["run_id"] != fresh["run_id"]
+    assert list(resumed) == list(fresh)  # same keys, same order
 
 
 def test_sweep_csv_has_every_column(capsys, paths):

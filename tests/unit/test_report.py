@@ -10,7 +10,8 @@ import re
 import pytest
 
 from pruning.cli import main
-from pruning.runs.report import build_report, related_sweeps, write_report
+from pruning.runs.history import related_sweeps
+from pruning.runs.report import build_report, write_report
 from pruning.runs.store import RunStore
 from pruning.specs import PruneSpec
 

@@ -311,3 +311,64 @@ def test_control_flow_marks_the_run_interrupted_not_failed(tmp_path):
     with pytest.raises(ValueError):
         store.record("prune", {"sparsity": 0.6}, lambda: (_ for _ in ()).throw(ValueError("bad")), lambda r: r)
     assert sorted(run.status for run in store.list()) == ["failed", "interrupted"]
+
+
+@pytest.mark.parametrize("stop, status", [
+    (KeyboardInterrupt, "interrupted"),
+    ("rerun", "interrupted"),  # Streamlit's rerun: the user moved a slider while a sweep ran
+    ("stop", "interrupted"),  # Streamlit's st.stop()
+    (SystemExit, "interrupted"),
+    (RuntimeError, "failed"),
+    (BadInput, "failed"),
+])
+def test_record_points_stores_the_same_status_as_record(tmp_path, stop, status):
+    """One record path: a sweep and a prune stopped the same way end in the same state."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import (
+        RerunException,
+        StopException,
+    )
+
+    exc_type = {"rerun": lambda: RerunException(None), "stop": StopException}.get(stop, stop)
+    store = RunStore(tmp_path / "runs.db")
+    sweep_spec = {"model": {"name": "cnn"}, "data": {"name": "digits"}, "methods": ["magnitude"]}
+
+    def sweep(on_point):
+        on_point({"method": "magnitude", "target_sparsity": 0.0, "sparsity": 0.0, "accuracy": 0.9})
+        raise exc_type()
+
+    def prune():
+        raise exc_type()
+
+    with pytest.raises(BaseException):
+        store.record_points("sweep", sweep_spec, sweep)
+    with pytest.raises(BaseException):
+        store.record("prune", {"sparsity": 0.5}, prune, lambda r: r)
+    prune_run, sweep_run = store.list()
+    assert (sweep_run.kind, sweep_run.status) == ("sweep", status)
+    assert (prune_run.kind, prune_run.status) == ("prune", status)
+    assert sweep_run.error == prune_run.error
+    assert len(store.points(sweep_run.id)) == 1  # the finished point stays, to resume from
+
+
+def test_a_job_the_worker_could_not_finish_is_interrupted_in_both_paths(tmp_path):
+    from pruning.executors.worker import WorkerDied
+
+    store = RunStore(tmp_path / "runs.db")
+
+    def died(*_):
+        raise WorkerDied("the worker process exited")
+
+    for record in (lambda: store.record_points("sweep", {"methods": ["magnitude"]}, died),
+                   lambda: store.record("prune", {"sparsity": 0.5}, died, lambda r: r)):
+        with pytest.raises(WorkerDied):
+            record()
+    assert [run.status for run in store.list()] == ["interrupted", "interrupted"]
+    assert store.list()[0].error == "WorkerDied: the worker process exited"
+
+
+@pytest.mark.parametrize("exc, status", [
+    (KeyboardInterrupt(), "interrupted"), (SystemExit(), "interrupted"), (GeneratorExit(), "interrupted"),
+    (ValueError("bad"), "failed"), (BadInput("bad"), "failed"),
+])
+def test_ended_status(exc, status):
+    assert store_module.ended_status(exc) == status

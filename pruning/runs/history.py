@@ -1,0 +1,116 @@
+"""Run history as tables: stored runs in, pandas frames and plain rows out, no Streamlit.
+
+The Runs page, the HTML report and the CLI read the store through these, so they agree.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+
+from .export import size_waterfall
+from .store import Run, RunStore
+
+RUNS_COLUMNS = ("id", "kind", "status", "name", "model", "dataset", "method", "target_sparsity", "sparsity",
+                "baseline_accuracy", "accuracy", "latency_ms", "gzip_bytes", "nonzero_params", "finetune_epochs",
+                "seed", "device", "note", "error", "created_at")
+COMPARE_METRICS = ("accuracy", "robust_accuracy", "train_accuracy", "loss", "nonzero_params", "effective_flops",
+                   "size_bytes", "gzip_bytes", "latency_ms")
+PARETO_COLUMNS = ("method", "sparsity", "source", "accuracy", "latency_ms", "gzip_bytes")
+PARETO_METRICS = ("accuracy", "latency_ms", "gzip_bytes")
+POINT_STATES = ("completed", "interrupted")  # runs whose measured points count as history
+
+
+def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per run, the columns of `python -m pruning runs --json` (RUNS_COLUMNS).
+
+    Args:
+        runs: stored runs, in the order the table shows them.
+
+    Returns:
+        A frame with RUNS_COLUMNS; `created_at` as a pandas timestamp.
+    """
+    frame = pd.DataFrame([run.summary() for run in runs], columns=list(RUNS_COLUMNS))
+    frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s")
+    return frame
+
+
+def compare_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """Metrics side by side (one column per run) and each run's change against the first one.
+
+    Args:
+        runs: two or more prune runs; the first is the reference of the `Δ` columns.
+
+    Returns:
+        One row per metric (`sparsity`, then COMPARE_METRICS): `metric`, a column per run
+        label, and `Δ <label>` for every run after the first (None where either is missing).
+    """
+    rows = []
+    first = runs[0]
+    for key in ("sparsity",) + COMPARE_METRICS:
+        row: dict[str, Any] = {"metric": key}
+        for run in runs:
+            value = run.metrics.get(key) if key == "sparsity" else run.metrics.get("pruned", {}).get(key)
+            row[run.label] = value
+            if run is not first:
+                base = row[first.label]
+                row[f"Δ {run.label}"] = None if value is None or base is None else value - base
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pareto_rows(store: RunStore, runs: Sequence[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict]:
+    """Pareto points of one model on one dataset, and its dense baseline.
+
+    Args:
+        store: where the sweeps' points are read from.
+        runs: stored runs, newest first (the baseline comes from the first that has one).
+        model: the model name the runs are filtered by.
+        dataset: the dataset name the runs are filtered by.
+
+    Returns:
+        (points, baseline): completed prune runs and the points of completed or
+        interrupted sweeps, with PARETO_COLUMNS and no missing metric; the baseline metrics.
+    """
+    rows, baseline = [], {}
+    for run in runs:
+        if run.model != model or run.dataset != dataset or run.status not in POINT_STATES:
+            continue
+        if run.kind == "prune" and run.status == "completed":
+            rows.append({"method": run.method, "sparsity": run.metrics["sparsity"], "source": run.label,
+                         **{k: run.metrics["pruned"][k] for k in PARETO_METRICS}})
+            baseline = baseline or run.metrics["baseline"]
+        elif run.kind == "sweep":
+            for point in store.points(run.id):
+                rows.append({"method": point["method"], "sparsity": point["sparsity"],
+                             "source": f"sweep #{run.id}", **{k: point.get(k) for k in PARETO_METRICS}})
+            baseline = baseline or run.metrics.get("baseline", {})
+    frame = pd.DataFrame(rows, columns=list(PARETO_COLUMNS))
+    return frame.dropna(subset=list(PARETO_METRICS)), baseline
+
+
+def related_sweeps(store: RunStore, run: Run) -> list[tuple[Run, list[dict[str, Any]]]]:
+    """Sweeps to draw beside a run, each with its stored points.
+
+    Args:
+        store: the run store.
+        run: a prune run (its sweeps: same model and data, with points, interrupted ones
+            too) or a sweep/sensitivity run (itself).
+
+    Returns:
+        (sweep run, its points) pairs, newest sweep first.
+    """
+    if run.kind != "prune":
+        return [(run, store.points(run.id))]
+    found = []
+    for sweep in store.list(kind="sweep", model=run.model, dataset=run.dataset):
+        if sweep.spec.get("model") == run.spec.get("model") and sweep.spec.get("data") == run.spec.get("data"):
+            rows = store.points(sweep.id)
+            if rows:
+                found.append((sweep, rows))
+    return found
+
+
+def size_stages(store: RunStore, run_id: int, tflite: Optional[dict[str, Any]] = None) -> pd.DataFrame:
+    """A completed prune run's bytes from dense .keras to gzipped TFLite (export.size_waterfall)."""
+    return size_waterfall(store.get(run_id), tflite)
