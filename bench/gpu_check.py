@@ -36,7 +36,7 @@ def main() -> int:
           f"loaded in {time.perf_counter() - start:.1f} s")
     print(f"{'target':>7} {'measured':>9} {'accuracy':>9} {'pruned ms':>10} {'dense ms':>9} {'speedup':>8} {'total s':>8}")
     for rate in (float(r) for r in args.rates.split(",")):
-        report = engine.prune(PruneSpec(model=model, data=data, sparsity=rate))
+        report = engine.prune(PruneSpec(model=model, data=data, target_sparsity=rate))
         p, b = report.pruned, report.baseline
         print(f"{rate:7.2f} {report.sparsity:9.4f} {p['accuracy']:9.4f} {p['latency_ms']:10.3f} "
               f"{b['latency_ms']:9.3f} {report.derived()['speedup']:7.2f}x {report.timing_s['total']:8.2f}")

@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pruning.executors.ray_actors import RayExecutor  # noqa: E402
-from pruning.specs import (  # noqa: E402  # noqa: E402
-    FINE_RATES,
+from pruning.specs import (  # noqa: E402
+    FINE_SPARSITIES,
     DataRef,
     ModelRef,
     SensitivitySpec,  # noqa: E402
@@ -26,7 +26,7 @@ from pruning.specs import (  # noqa: E402  # noqa: E402
 
 def timed_sweep(executor: RayExecutor, spec: SweepSpec, workers: int) -> dict:
     # one point per actor first: each loads the model and traces its forward off the clock
-    executor.sweep(SweepSpec(model=spec.model, data=spec.data, rates=FINE_RATES[-workers:]))
+    executor.sweep(SweepSpec(model=spec.model, data=spec.data, sparsities=FINE_SPARSITIES[-workers:]))
     t0 = time.perf_counter()
     report = executor.sweep(spec)
     wall = time.perf_counter() - t0
@@ -47,7 +47,7 @@ def main() -> int:
     model = ModelRef.parse(args.model) if args.model.endswith((".keras", ".h5")) else ModelRef(args.model,
                                                                                               epochs=args.epochs)
     data = DataRef.parse(args.dataset)
-    spec = SweepSpec(model=model, data=data, rates=FINE_RATES[:16])
+    spec = SweepSpec(model=model, data=data, sparsities=FINE_SPARSITIES[:16])
     runs = []
     for workers in (int(w) for w in args.workers.split(",")):
         executor = RayExecutor(workers=workers, num_cpus=None if os.environ.get("RAY_ADDRESS") else args.num_cpus,
@@ -55,7 +55,7 @@ def main() -> int:
         runs.append(timed_sweep(executor, spec, workers))
         if workers == 1:
             # per-evaluation cost of a sensitivity scan, from one actor: the estimate's input
-            scan = executor.sensitivity(SensitivitySpec(model=model, data=data, rates=(0.5, 0.9)))
+            scan = executor.sensitivity(SensitivitySpec(model=model, data=data, sparsities=(0.5, 0.9)))
             runs[-1]["sensitivity_eval_s"] = scan.timing_s["evaluate"] / scan.timing_s["evaluations"]
             runs[-1]["sensitivity_evaluations"] = scan.timing_s["evaluations"]
             runs[-1]["n_test"] = scan.n_test

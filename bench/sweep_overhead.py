@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pruning.run.sweep import run_sweep  # noqa: E402
 from pruning.run.workbench import Workbench  # noqa: E402
-from pruning.specs import FINE_RATES, DataRef, ModelRef, SweepSpec  # noqa: E402  # noqa: E402
+from pruning.specs import FINE_SPARSITIES, DataRef, ModelRef, SweepSpec  # noqa: E402
 
 
 def main() -> int:
@@ -28,7 +28,7 @@ def main() -> int:
     t0 = time.perf_counter()
     bench = Workbench(model, data)
     load_s = time.perf_counter() - t0
-    spec = SweepSpec(model=model, data=data, methods=tuple(args.methods.split(",")), rates=FINE_RATES)
+    spec = SweepSpec(model=model, data=data, methods=tuple(args.methods.split(",")), sparsities=FINE_SPARSITIES)
     forward = bench.forward
     bench.baseline_metrics(spec.point(spec.methods[0], 0.0))  # traces the forward once, before counting
     traces_before = forward.experimental_get_tracing_count()

@@ -31,10 +31,10 @@ def main() -> int:
 
     from pruning.executors.worker import WorkerDied, WorkerExecutor
     from pruning.runs.store import open_store
-    from pruning.specs import FINE_RATES, DataRef, ModelRef, PruneSpec, SweepSpec
+    from pruning.specs import FINE_SPARSITIES, DataRef, ModelRef, PruneSpec, SweepSpec
 
     model, data = ModelRef.parse(args.model), DataRef.parse(args.dataset)
-    spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=FINE_RATES)
+    spec = SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=FINE_SPARSITIES)
     store = open_store()
     worker = WorkerExecutor()
     worker.baseline(model, data)  # trains the zoo model once, outside the timed rounds
@@ -78,7 +78,7 @@ def main() -> int:
             totals["integrity_ok"] += conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         first.set()
         time.sleep(delay + 0.1)  # a late killer must not hit the next round's worker
-        totals["next_job_served"] += worker.prune(PruneSpec(model=model, data=data, sparsity=0.5)).sparsity > 0
+        totals["next_job_served"] += worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.5)).sparsity > 0
     totals["worker_starts"] = worker.starts
     worker.stop()
     print(json.dumps(totals, indent=2))

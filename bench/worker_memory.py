@@ -41,7 +41,7 @@ def main() -> int:
         prune = executor.prune
     executor.baseline(model, data)
     # distinct sparsities, so no job is answered from a cache
-    specs = [PruneSpec(model=model, data=data, sparsity=round(i / args.jobs * 0.99, 4)) for i in range(args.jobs)]
+    specs = [PruneSpec(model=model, data=data, target_sparsity=round(i / args.jobs * 0.99, 4)) for i in range(args.jobs)]
     prune(specs[0])
     start = rss_bytes(os.getpid())
     t0 = time.perf_counter()

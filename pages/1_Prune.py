@@ -80,7 +80,7 @@ if plan:
 
 try:
     spec = PruneSpec(
-        model=model_ref, data=data_ref, method=method_name, sparsity=float(sparsity), scope=scope,
+        model=model_ref, data=data_ref, method=method_name, target_sparsity=float(sparsity), scope=scope,
         layers=None if not excluded else selected, finetune_epochs=int(finetune),
         layer_sparsity=tuple(plan.items()) if plan else None, mixed_precision=bool(mixed),
         recalibrate_bn=bool(recalibrate),

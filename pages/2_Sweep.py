@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
-from pruning.reports import seed_table, to_markdown
+from pruning.reports import reference_table, to_markdown
 from pruning.specs import SweepSpec
 from ui import backend, charts, state
 from ui.sidebar import (
@@ -36,7 +36,7 @@ chosen = persistent(st.multiselect, "Methods", state.SWEEP_METHODS, ["magnitude"
                     options=list(methods), format_func=lambda n: f"{n} ({methods[n]['granularity']})")
 if controls[1].button("Finer grid (every 5%)", key="sweep_fine_grid"):
     st.session_state[state.SWEEP_RATES] = state.FINE_GRID
-rates_text = persistent(st.text_input, "Sparsities (%)", state.SWEEP_RATES, state.SEED_GRID, controls[1],
+rates_text = persistent(st.text_input, "Sparsities (%)", state.SWEEP_RATES, state.REFERENCE_GRID, controls[1],
                         help="Comma-separated, in percent. The seed's grid is 0, 20, 40, 60, 80, 90, 95.")
 finetune = persistent(st.number_input, "Fine-tune epochs per point", state.SWEEP_FINETUNE, 0, controls[2],
                       min_value=0, max_value=20, step=1,
@@ -44,11 +44,11 @@ finetune = persistent(st.number_input, "Fine-tune epochs per point", state.SWEEP
 
 try:
     spec = SweepSpec(model=model_ref, data=data_ref, methods=tuple(chosen),
-                     rates=backend.rates_from_text(rates_text), finetune_epochs=int(finetune))
+                     sparsities=backend.rates_from_text(rates_text), finetune_epochs=int(finetune))
 except BadInput as exc:
     show_error(exc)
     st.stop()
-st.caption(f"{len(spec.points())} points: {len(spec.methods)} method(s) x {len(spec.rates)} sparsities.")
+st.caption(f"{len(spec.points())} points: {len(spec.methods)} method(s) x {len(spec.sparsities)} sparsities.")
 run_gate(spec.to_json(), state.SWEEP_SPEC, "sweep")
 bar, live = st.empty(), st.empty()
 streamed: list[dict] = []
@@ -100,7 +100,7 @@ left.plotly_chart(charts.pareto_figure(rows, "latency_ms", "latency (ms / batch)
 right.plotly_chart(charts.pareto_figure(rows, "gzip_bytes", "gzip size (bytes)", base), key="pareto_size")
 
 st.subheader("Table")
-table = seed_table(rows)
+table = reference_table(rows)
 st.dataframe(table, hide_index=True, width="stretch", key="sweep_table")
 name = f"sweep-{model_ref.name.rsplit('.', 1)[0]}-{data_ref.name.rsplit('.', 1)[0]}"
 down = st.columns(2)

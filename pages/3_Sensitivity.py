@@ -35,7 +35,7 @@ controls = st.columns([3, 2])
 rates_text = persistent(st.text_input, "Sparsities (%)", state.SENS_RATES, "20, 40, 60, 80, 90", controls[0])
 method = persistent(st.selectbox, "Method", state.SENS_METHOD, "magnitude", controls[1], options=mask_methods)
 try:
-    spec = SensitivitySpec(model=model_ref, data=data_ref, rates=backend.rates_from_text(rates_text), method=method)
+    spec = SensitivitySpec(model=model_ref, data=data_ref, sparsities=backend.rates_from_text(rates_text), method=method)
 except BadInput as exc:
     show_error(exc)
     st.stop()
@@ -61,7 +61,7 @@ cols = st.columns([2, 3])
 mode = persistent(st.radio, "Plan for", state.PLAN_MODE, "target", cols[0], options=["target", "budget"],
                   format_func=lambda m: {"target": "an overall sparsity", "budget": "an accuracy-drop budget"}[m],
                   horizontal=True)
-top = max(float(r) for r in spec.rates)
+top = max(float(r) for r in spec.sparsities)
 try:
     if mode == "target":
         target = persistent(st.slider, "Overall sparsity", state.PLAN_TARGET, min(0.7, top), cols[1],
@@ -82,7 +82,7 @@ overall = sum(plan[k] * sizes[k] for k in plan) / sum(sizes.values())
 st.plotly_chart(charts.plan_figure(plan, overall, method), key="plan_chart")
 
 # evaluate the plan beside uniform pruning at the same overall sparsity
-uniform_spec = PruneSpec(model=model_ref, data=data_ref, method=method, sparsity=round(overall, 6),
+uniform_spec = PruneSpec(model=model_ref, data=data_ref, method=method, target_sparsity=round(overall, 6),
                          layers=tuple(plan))
 planned_spec = plan_spec(uniform_spec, plan)
 try:

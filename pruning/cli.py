@@ -42,7 +42,7 @@ def _prune_spec(args: argparse.Namespace):
     layers = tuple(name for name in args.layers.split(",") if name) if args.layers is not None else None
     spec = PruneSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), method=args.method,
-        sparsity=args.sparsity, scope=args.scope, layers=layers,
+        target_sparsity=args.sparsity, scope=args.scope, layers=layers,
         finetune_epochs=args.finetune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
         recalibrate_bn=args.recalibrate_bn,
     )
@@ -255,7 +255,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = SweepSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), methods=_names(args.methods),
-        rates=parse_sparsities(args.rates), scope=args.scope,
+        sparsities=parse_sparsities(args.rates), scope=args.scope,
         layers=_names(args.layers) if args.layers is not None else None,
         finetune_epochs=args.finetune_epochs, seed=args.seed,
     )
@@ -304,7 +304,7 @@ def add_sweep_command(sub) -> None:
     sweep.add_argument("--finetune-epochs", type=int, default=0, help="masked fine-tuning per point (0 = one-shot)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--format", default="table", choices=["table", "csv", "json"],
-                       help="table: Markdown like the seed's; csv: every column; json: baseline, rows, timing_s")
+                       help="table: Markdown like the reference article's; csv: every column; json: baseline, rows, timing_s")
     sweep.add_argument("--out", default=None, help="write the output to this file instead of stdout")
     add_executor_option(sweep)
     sweep.set_defaults(run=cmd_sweep)
@@ -318,7 +318,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from .specs import DataRef, ModelRef, SensitivitySpec
 
     spec = SensitivitySpec(
-        model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), rates=parse_sparsities(args.rates),
+        model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), sparsities=parse_sparsities(args.rates),
         method=args.method, layers=_names(args.layers) if args.layers is not None else None, seed=args.seed,
     )
     executor = make_executor(args.executor)

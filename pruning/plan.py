@@ -195,5 +195,5 @@ def _settle(plan: dict[str, float], sizes: Mapping[str, Sequence[int]], goal: in
 
 
 def plan_spec(base: PruneSpec, plan: Mapping[str, float]) -> PruneSpec:
-    """`base` with the plan as its per-layer sparsities (other layers keep `base.sparsity`)."""
+    """`base` with the plan as its per-layer sparsities (other layers keep `base.target_sparsity`)."""
     return dataclasses.replace(base, layer_sparsity=tuple((str(k), float(v)) for k, v in plan.items()))

@@ -26,7 +26,7 @@ ROW_KEYS = (
     + DERIVED_KEYS + ("finetune_epochs", "prune_s", "finetune_s", "evaluate_s", "measure_s")
 )
 
-# The seed's table: (column title, row key, how to show it).
+# The reference table (the article's): (column title, row key, how to show it).
 TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("method", "method", str),
     ("sparsity", "sparsity", lambda v: f"{v:.1%}"),
@@ -127,8 +127,8 @@ class SweepReport:
     notes: tuple[str, ...] = ()  # e.g. a method skipped because it cannot prune this model
 
     def table(self) -> pd.DataFrame:
-        """The seed's table, formatted: one row per point, the columns of TABLE_COLUMNS."""
-        return seed_table(self.rows)
+        """The reference table, formatted: one row per point, the columns of TABLE_COLUMNS."""
+        return reference_table(self.rows)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -173,8 +173,8 @@ def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, flo
     return centre - half, centre + half
 
 
-def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows (as from a SweepReport) shown like the seed's table: strings, one column each."""
+def reference_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows (as from a SweepReport) shown like the reference table: strings, one column each."""
     return pd.DataFrame(
         [{title: _show(fmt, row[key]) for title, key, fmt in TABLE_COLUMNS} for _, row in rows.iterrows()],
         columns=[title for title, _, _ in TABLE_COLUMNS],

@@ -19,9 +19,9 @@ ProgressFn = Callable[[float, str], None]
 PointFn = Callable[[dict[str, Any]], None]  # one finished sweep row, as it arrives
 SCOPES = ("layer", "global")
 
-SEED_RATES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)  # the seed experiment's grid
-FINE_RATES = tuple(round(0.05 * i, 2) for i in range(20))  # 0, 5, ..., 95 %: 20 points
-DEFAULT_RATES = (0.2, 0.4, 0.6, 0.8, 0.9)
+REFERENCE_SPARSITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)  # the reference article's grid (its ResNet experiment)
+FINE_SPARSITIES = tuple(round(0.05 * i, 2) for i in range(20))  # 0, 5, ..., 95 %: 20 points
+SCAN_SPARSITIES = (0.2, 0.4, 0.6, 0.8, 0.9)
 # The metric keys of DESIGN §5: every baseline and pruned report carries all of them.
 METRIC_KEYS = (
     "accuracy",
@@ -127,7 +127,7 @@ class PruneSpec(SpecCodec):
     model: ModelRef = field(default_factory=ModelRef)
     data: DataRef = field(default_factory=DataRef)
     method: str = "magnitude"
-    sparsity: float = 0.5
+    target_sparsity: float = 0.5  # requested; the report's `sparsity` is what was measured
     scope: str = "layer"
     layers: Optional[tuple[str, ...]] = None  # layers to prune; None = every prunable layer
     finetune_epochs: int = 0
@@ -142,7 +142,7 @@ class PruneSpec(SpecCodec):
     recalibrate_bn: bool = False  # re-estimate BatchNorm statistics after masking (always after surgery)
 
     def __post_init__(self) -> None:
-        validate_sparsity(self.sparsity)
+        validate_sparsity(self.target_sparsity)
         if self.layer_sparsity is not None:
             validate_layer_sparsity(self.layer_sparsity)
         if self.scope not in SCOPES:
@@ -155,6 +155,8 @@ class PruneSpec(SpecCodec):
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "PruneSpec":
         raw = spec_fields(raw)
+        if "sparsity" in raw:  # runs and recipes stored before the field was named target_sparsity
+            raw.setdefault("target_sparsity", raw.pop("sparsity"))
         if raw.get("layer_sparsity") is not None:
             raw["layer_sparsity"] = tuple((str(name), float(value)) for name, value in raw["layer_sparsity"])
         return cls(**raw)
@@ -226,7 +228,7 @@ class SweepSpec(SpecCodec):
     model: ModelRef = field(default_factory=ModelRef)
     data: DataRef = field(default_factory=DataRef)
     methods: tuple[str, ...] = ("magnitude",)
-    rates: tuple[float, ...] = SEED_RATES
+    sparsities: tuple[float, ...] = REFERENCE_SPARSITIES  # the target sparsities, each per method
     scope: str = "layer"
     layers: Optional[tuple[str, ...]] = None  # None = every prunable layer
     finetune_epochs: int = 0  # masked fine-tuning per point (0 = one-shot)
@@ -239,11 +241,11 @@ class SweepSpec(SpecCodec):
             raise BadInput("a sweep needs at least one method: give e.g. --methods magnitude,random")
         if len(set(self.methods)) != len(self.methods):
             raise BadInput(f"methods {', '.join(self.methods)} name a method twice: list each once")
-        if not isinstance(self.rates, tuple) or not self.rates:
+        if not isinstance(self.sparsities, tuple) or not self.sparsities:
             raise BadInput("a sweep needs at least one sparsity: give e.g. --rates 0,0.5,0.9")
-        for rate in self.rates:
+        for rate in self.sparsities:
             validate_sparsity(rate)
-        if len(set(self.rates)) != len(self.rates):
+        if len(set(self.sparsities)) != len(self.sparsities):
             raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
         if self.scope not in SCOPES:
             raise BadInput(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
@@ -255,20 +257,20 @@ class SweepSpec(SpecCodec):
     def point(self, method: str, rate: float) -> PruneSpec:
         """The single prune this sweep runs for (method, rate): `Engine.prune` of it gives the same row."""
         return PruneSpec(
-            model=self.model, data=self.data, method=method, sparsity=rate, scope=self.scope,
+            model=self.model, data=self.data, method=method, target_sparsity=rate, scope=self.scope,
             layers=self.layers, finetune_epochs=self.finetune_epochs, seed=self.seed,
             noise_sigma=self.noise_sigma, latency_batch=self.latency_batch,
         )
 
     def points(self) -> list[tuple[str, float]]:
         """(method, rate) in run order: method by method, so each curve completes in turn."""
-        return [(m, float(r)) for m in self.methods for r in self.rates]
+        return [(m, float(r)) for m in self.methods for r in self.sparsities]
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "SweepSpec":
         raw = spec_fields(raw)
         raw["methods"] = tuple(raw.get("methods", ("magnitude",)))
-        raw["rates"] = tuple(float(r) for r in raw.get("rates", SEED_RATES))
+        raw["sparsities"] = tuple(float(r) for r in raw.pop("rates", raw.get("sparsities", REFERENCE_SPARSITIES)))
         return cls(**raw)
 
 
@@ -278,17 +280,17 @@ class SensitivitySpec(SpecCodec):
 
     model: ModelRef = field(default_factory=ModelRef)
     data: DataRef = field(default_factory=DataRef)
-    rates: tuple[float, ...] = DEFAULT_RATES
+    sparsities: tuple[float, ...] = SCAN_SPARSITIES  # each tried on every layer alone
     method: str = "magnitude"
     layers: Optional[tuple[str, ...]] = None  # None = every prunable layer
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.rates, tuple) or not self.rates:
+        if not isinstance(self.sparsities, tuple) or not self.sparsities:
             raise BadInput("a sensitivity scan needs at least one sparsity: give e.g. --rates 0.5,0.9")
-        for rate in self.rates:
+        for rate in self.sparsities:
             validate_sparsity(rate)
-        if len(set(self.rates)) != len(self.rates):
+        if len(set(self.sparsities)) != len(self.sparsities):
             raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
         if self.layers is not None and len(self.layers) == 0:
             raise BadInput("no layer selected for the scan: select at least one prunable layer")
@@ -296,5 +298,5 @@ class SensitivitySpec(SpecCodec):
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "SensitivitySpec":
         raw = spec_fields(raw)
-        raw["rates"] = tuple(float(r) for r in raw.get("rates", DEFAULT_RATES))
+        raw["sparsities"] = tuple(float(r) for r in raw.pop("rates", raw.get("sparsities", SCAN_SPARSITIES)))
         return cls(**raw)

@@ -41,7 +41,7 @@ PLAN_TARGET = "ps_plan_target"
 PLAN_BUDGET = "ps_plan_budget"
 PLAN = "ps_plan"  # dict layer -> sparsity applied on the Prune page (PruneSpec.layer_sparsity)
 
-SEED_GRID = "0, 20, 40, 60, 80, 90, 95"
+REFERENCE_GRID = "0, 20, 40, 60, 80, 90, 95"
 FINE_GRID = ", ".join(str(5 * i) for i in range(20))
 
 # Runs page (issue 5)

@@ -38,7 +38,7 @@ def label(kind: str, model: ModelRef, data: DataRef, detail: str = "") -> str:
 
 
 def prune_label(spec: PruneSpec) -> str:
-    return label("prune", spec.model, spec.data, f"{spec.method} at {spec.sparsity:.0%}")
+    return label("prune", spec.model, spec.data, f"{spec.method} at {spec.target_sparsity:.0%}")
 
 
 def sweep_label(spec: "SweepSpec") -> str:

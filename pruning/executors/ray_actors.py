@@ -343,7 +343,7 @@ class RayExecutor:
                 else:
                     rows.add(i, value["row"])
 
-            calls = [(i, "sweep_point", {"spec": dataclasses.replace(spec, methods=(m,), rates=(r,)).to_dict()})
+            calls = [(i, "sweep_point", {"spec": dataclasses.replace(spec, methods=(m,), sparsities=(r,)).to_dict()})
                      for i, m, r in rows.todo()]
             self._map(job, calls, blobs, arrived)
             return rows.report(setup["baseline"], setup["n_test"], setup["environment"])

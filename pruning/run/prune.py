@@ -136,7 +136,7 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
             targets[layer] = max(value, targets.get(layer, 0.0))
         return PruneReport(
             spec=spec, method=done.method.name, granularity=done.method.granularity,
-            target_sparsity=spec.sparsity, sparsity=done.sparsity, baseline=done.baseline, pruned=done.metrics,
+            target_sparsity=spec.target_sparsity, sparsity=done.sparsity, baseline=done.baseline, pruned=done.metrics,
             layers=layer_rows(bench, done.weights, targets, new=done.result.model),
             histograms=histograms(bench, done.weights), mask_images=mask_images(bench, done.weights),
             timing_s={**done.timing_s, "total": time.perf_counter() - start},

@@ -56,12 +56,12 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
     t0 = time.perf_counter()
     baseline = bench.test_accuracy()
     evaluate_s, prune_s, evaluations = time.perf_counter() - t0, 0.0, 1
-    accuracy = np.empty((len(groups), len(spec.rates)))
-    total = len(groups) * len(spec.rates)
+    accuracy = np.empty((len(groups), len(spec.sparsities)))
+    total = len(groups) * len(spec.sparsities)
     try:
         for li, (layer, parts) in enumerate(groups.items()):
             weights = {pw.key: bench.base_weights[pw.index] for pw in parts}
-            for ri, rate in enumerate(spec.rates):
+            for ri, rate in enumerate(spec.sparsities):
                 if rate == 0.0:
                     accuracy[li, ri] = baseline  # nothing pruned: the dense model, exactly
                     continue
@@ -79,14 +79,14 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
                 evaluate_s += time.perf_counter() - t0
                 evaluations += 1
                 if on_progress:
-                    done = li * len(spec.rates) + ri + 1
+                    done = li * len(spec.sparsities) + ri + 1
                     on_progress(done / total, f"{layer} alone at {rate:.0%}: accuracy {accuracy[li, ri]:.2%}")
             t0 = time.perf_counter()
             bench.assign(parts, {})
             prune_s += time.perf_counter() - t0
     finally:
         bench.reset()
-    rates = [float(r) for r in spec.rates]
+    rates = [float(r) for r in spec.sparsities]
     acc = pd.DataFrame(accuracy, index=pd.Index(list(groups), name="layer"), columns=rates)
     return SensitivityReport(
         spec=spec, baseline_accuracy=baseline, n_test=int(len(y)), accuracy=acc, drop=baseline - acc,

@@ -215,7 +215,7 @@ class Workbench:
 
     # -- what a prune works on -------------------------------------------------------
     def baseline_report(self, seed: int = 0) -> BaselineReport:
-        spec = PruneSpec(model=self.model_ref, data=self.data_ref, sparsity=0.0, seed=seed)
+        spec = PruneSpec(model=self.model_ref, data=self.data_ref, target_sparsity=0.0, seed=seed)
         return BaselineReport(
             model=self.model_ref, data=self.data_ref, description=self.description,
             metrics=dict(self.baseline_metrics(spec)), layers=layer_table(self.model),
@@ -234,9 +234,9 @@ class Workbench:
         return [pw for pw in self.prunable if pw.layer in layers]
 
     def targets(self, spec: PruneSpec, selected: list[PrunableWeight]) -> dict[str, float]:
-        """Target per selected tensor: `spec.sparsity`, overridden by `spec.layer_sparsity`
+        """Target per selected tensor: `spec.target_sparsity`, overridden by `spec.layer_sparsity`
         entries (a layer name applies to all its tensors, a `layer/attr` key to one)."""
-        targets = {pw.key: spec.sparsity for pw in selected}
+        targets = {pw.key: spec.target_sparsity for pw in selected}
         if spec.layer_sparsity is None:
             return targets
         by_layer = {pw.layer for pw in selected}
@@ -249,7 +249,7 @@ class Workbench:
         plan = dict(spec.layer_sparsity)
         for pw in selected:
             # a `layer/attr` entry is more specific than its layer's entry
-            targets[pw.key] = plan.get(pw.key, plan.get(pw.layer, spec.sparsity))
+            targets[pw.key] = plan.get(pw.key, plan.get(pw.layer, spec.target_sparsity))
         return targets
 
     def request(self, spec: PruneSpec, selected: list[PrunableWeight],

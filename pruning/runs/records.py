@@ -45,6 +45,11 @@ class Run:
             return f"#{self.id} {self.method} {self.metrics['target_sparsity']:.0%}"
         return f"#{self.id} {self.kind} {self.method}".rstrip()
 
+    @property
+    def target_sparsity(self) -> Optional[float]:
+        """The requested sparsity of a prune run (runs stored before the rename say `sparsity`)."""
+        return self.metrics.get("target_sparsity", self.spec.get("target_sparsity", self.spec.get("sparsity")))
+
     def prune_spec(self) -> PruneSpec:
         if self.kind != "prune":
             raise BadInput(f"run {self.id} is a {self.kind} run, not a prune: pick a prune run")
@@ -57,7 +62,7 @@ class Run:
         out = {
             "id": self.id, "kind": self.kind, "status": self.status, "name": self.name, "note": self.note,
             "model": self.model, "dataset": self.dataset, "method": self.method,
-            "scope": self.spec.get("scope"), "target_sparsity": self.metrics.get("target_sparsity", self.spec.get("sparsity")),
+            "scope": self.spec.get("scope"), "target_sparsity": self.target_sparsity,
             "finetune_epochs": self.spec.get("finetune_epochs"), "seed": self.spec.get("seed"),
             "sparsity": self.metrics.get("sparsity"),
             "baseline_accuracy": baseline.get("accuracy"),

@@ -96,7 +96,7 @@ def _spec_table(run: Run) -> pd.DataFrame:
     spec = run.spec
     rows = [
         ("model", run.model), ("dataset", run.dataset), ("method", run.method),
-        ("target sparsity", spec.get("sparsity")), ("scope", spec.get("scope")),
+        ("target sparsity", run.target_sparsity), ("scope", spec.get("scope")),
         ("layers", ", ".join(spec["layers"]) if spec.get("layers") else "all prunable"),
         ("fine-tune epochs", spec.get("finetune_epochs")), ("seed", spec.get("seed")),
     ]

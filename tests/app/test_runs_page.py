@@ -27,7 +27,7 @@ def recorded(engine, tiny_refs):
     store = RunStore(home() / "runs.db")
     ids = []
     for method, rate in (("magnitude", 0.5), ("random", 0.8)):
-        spec = PruneSpec(model=model, data=data, method=method, sparsity=rate, seed=1)
+        spec = PruneSpec(model=model, data=data, method=method, target_sparsity=rate, seed=1)
         ids.append(store.record_prune(spec, lambda: engine.prune(spec), source="test")[0])
     return store, ids
 
@@ -135,7 +135,7 @@ def test_prune_stores_each_spec_once(recorded, tiny_refs):
 
     store, _ = recorded
     model, data = tiny_refs
-    spec = PruneSpec(model=model, data=data, method="magnitude", sparsity=0.3, seed=11)
+    spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.3, seed=11)
     before = {run.id for run in store.list()}
     first = backend.prune(spec)
     assert backend.prune(spec) is first

@@ -52,7 +52,7 @@ def test_sweep_page_waits_for_the_button_then_draws_every_chart(uploaded_page, t
     from pruning.runs.store import open_store
     from pruning.specs import SweepSpec
 
-    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "random"), rates=(0.0, 0.5, 0.8))
+    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "random"), sparsities=(0.0, 0.5, 0.8))
     runs = [r for r in open_store().list(kind="sweep") if r.source == "app" and SweepSpec.from_dict(r.spec) == spec]
     assert [r.status for r in runs] == ["completed"]
     assert len(open_store().points(runs[0].id)) == 6

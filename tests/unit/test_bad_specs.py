@@ -27,12 +27,12 @@ from pruning.specs import PruneSpec
 )
 def test_sparsity_outside_0_1_or_not_a_number(sparsity, message):
     with pytest.raises(BadInput, match=message):
-        PruneSpec(sparsity=sparsity)
+        PruneSpec(target_sparsity=sparsity)
 
 
 def test_bounds_themselves():
-    assert PruneSpec(sparsity=0.0).sparsity == 0.0
-    assert PruneSpec(sparsity=0.999).sparsity == 0.999
+    assert PruneSpec(target_sparsity=0.0).target_sparsity == 0.0
+    assert PruneSpec(target_sparsity=0.999).target_sparsity == 0.999
 
 
 def test_empty_layer_selection():

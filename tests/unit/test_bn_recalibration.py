@@ -73,8 +73,8 @@ def test_prune_can_re_estimate_batchnorm_after_masks(engine, bn_model_file, tiny
     model, data = ModelRef.parse(str(bn_model_file)), DataRef.parse(str(tiny_npz))
     bench = engine.workbench(model, data)
     base = weights_checksum(bench.base_weights)
-    plain = engine.prune(PruneSpec(model=model, data=data, sparsity=0.7))
-    fixed = engine.prune(PruneSpec(model=model, data=data, sparsity=0.7, recalibrate_bn=True))
+    plain = engine.prune(PruneSpec(model=model, data=data, target_sparsity=0.7))
+    fixed = engine.prune(PruneSpec(model=model, data=data, target_sparsity=0.7, recalibrate_bn=True))
 
     assert fixed.sparsity == plain.sparsity and fixed.pruned["nonzero_params"] == plain.pruned["nonzero_params"]
     assert any("BatchNorm statistics re-estimated on 256 training samples" in n for n in fixed.notes)

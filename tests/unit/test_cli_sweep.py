@@ -61,7 +61,7 @@ def test_sweep_json_resumes_an_interrupted_identical_sweep(capsys, paths):
     assert fresh["resumed_points"] == 0
 
     spec = SweepSpec(model=ModelRef.parse(paths[0]), data=DataRef.parse(paths[1]), methods=("magnitude",),
-                     rates=(0.3, 0.6))
+                     sparsities=(0.3, 0.6))
     marked = dict(fresh["rows"][0], accuracy=0.125)  # a value no measurement gives: proves it was not recomputed
 
     def stopped(on_point):

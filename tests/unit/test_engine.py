@@ -35,7 +35,7 @@ def test_baseline_accuracy_equals_keras_evaluate(engine, tiny_refs, tiny_npz, ti
 
 @pytest.mark.parametrize("sparsity", [0.25, 0.5, 0.9])
 def test_prune_reaches_exact_per_layer_counts(engine, tiny_refs, sparsity):
-    report = engine.prune(spec_for(tiny_refs, sparsity=sparsity))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=sparsity))
     layers = report.layers.set_index("name")
     for name, n in {"conv": 36, "hidden": 1024, "out": 64}.items():
         zeros = n - keep_count(n, sparsity)
@@ -48,14 +48,14 @@ def test_prune_reaches_exact_per_layer_counts(engine, tiny_refs, sparsity):
 
 
 def test_sparsity_zero_changes_nothing(engine, tiny_refs):
-    report = engine.prune(spec_for(tiny_refs, sparsity=0.0))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.0))
     for key in ("accuracy", "loss", "train_accuracy", "robust_accuracy", "nonzero_params", "effective_flops"):
         assert report.pruned[key] == report.baseline[key], key
     assert report.sparsity == 0.0
 
 
 def test_global_scope_reaches_global_target(engine, tiny_refs):
-    report = engine.prune(spec_for(tiny_refs, sparsity=0.8, scope="global"))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.8, scope="global"))
     total = 36 + 1024 + 64
     assert report.sparsity == pytest.approx((total - keep_count(total, 0.8)) / total)
     per_layer = report.layers.set_index("name")["sparsity"].dropna()
@@ -63,8 +63,8 @@ def test_global_scope_reaches_global_target(engine, tiny_refs):
 
 
 def test_random_is_worse_than_magnitude_at_high_sparsity(engine, tiny_refs):
-    mag = engine.prune(spec_for(tiny_refs, sparsity=0.5))
-    rnd = engine.prune(spec_for(tiny_refs, sparsity=0.5, method="random"))
+    mag = engine.prune(spec_for(tiny_refs, target_sparsity=0.5))
+    rnd = engine.prune(spec_for(tiny_refs, target_sparsity=0.5, method="random"))
     assert rnd.sparsity == mag.sparsity
     # measured here: magnitude keeps ~1.00, random ~0.67 on this task
     assert mag.pruned["accuracy"] >= 0.95 > 0.85 >= rnd.pruned["accuracy"]
@@ -75,8 +75,8 @@ def test_base_model_and_file_untouched(engine, tiny_refs, tiny_model_file):
     before_mem = weights_checksum(bench.base_weights)
     before_file = file_sha256(tiny_model_file)
     for s in (0.3, 0.9):
-        engine.prune(spec_for(tiny_refs, sparsity=s))
-    engine.prune(spec_for(tiny_refs, sparsity=0.5, finetune_epochs=1))
+        engine.prune(spec_for(tiny_refs, target_sparsity=s))
+    engine.prune(spec_for(tiny_refs, target_sparsity=0.5, finetune_epochs=1))
     assert weights_checksum(bench.base_weights) == before_mem
     assert file_sha256(tiny_model_file) == before_file
     # the working model is back at the base weights after each prune
@@ -84,9 +84,9 @@ def test_base_model_and_file_untouched(engine, tiny_refs, tiny_model_file):
 
 
 def test_repeat_prune_is_identical(engine, tiny_refs):
-    a = engine.prune(spec_for(tiny_refs, sparsity=0.6))
-    engine.prune(spec_for(tiny_refs, sparsity=0.2))
-    b = engine.prune(spec_for(tiny_refs, sparsity=0.6))
+    a = engine.prune(spec_for(tiny_refs, target_sparsity=0.6))
+    engine.prune(spec_for(tiny_refs, target_sparsity=0.2))
+    b = engine.prune(spec_for(tiny_refs, target_sparsity=0.6))
     for key in ("accuracy", "loss", "robust_accuracy", "nonzero_params"):
         assert a.pruned[key] == b.pruned[key]
 
@@ -94,8 +94,8 @@ def test_repeat_prune_is_identical(engine, tiny_refs):
 def test_finetune_keeps_zeros_zero(engine, tiny_refs):
     from pruning._keras import keras
 
-    report = engine.prune(spec_for(tiny_refs, sparsity=0.9, finetune_epochs=3))
-    one_shot = engine.prune(spec_for(tiny_refs, sparsity=0.9))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.9, finetune_epochs=3))
+    one_shot = engine.prune(spec_for(tiny_refs, target_sparsity=0.9))
     assert report.sparsity == one_shot.sparsity
     saved = keras.models.load_model(report.model_path)
     kernels = {layer.name: layer.kernel.numpy() for layer in saved.layers if hasattr(layer, "kernel")}
@@ -106,16 +106,16 @@ def test_finetune_keeps_zeros_zero(engine, tiny_refs):
 
 
 def test_exclude_layers_keeps_them_dense(engine, tiny_refs):
-    report = engine.prune(spec_for(tiny_refs, sparsity=0.7, layers=("hidden",)))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.7, layers=("hidden",)))
     layers = report.layers.set_index("name")
     assert layers.loc["conv", "sparsity"] == 0.0 and layers.loc["out", "sparsity"] == 0.0
     assert report.sparsity == pytest.approx((1024 - keep_count(1024, 0.7)) / 1024)
     with pytest.raises(BadInput, match="cannot be pruned"):
-        engine.prune(spec_for(tiny_refs, sparsity=0.7, layers=("pool",)))
+        engine.prune(spec_for(tiny_refs, target_sparsity=0.7, layers=("pool",)))
 
 
 def test_histograms_count_pruned_zeros_apart(engine, tiny_refs):
-    report = engine.prune(spec_for(tiny_refs, sparsity=0.5))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.5))
     hist = report.histograms["hidden"]
     zeros = 1024 - keep_count(1024, 0.5)
     assert hist["zeros_after"] - hist["zeros_before"] == zeros
@@ -132,13 +132,13 @@ def test_histograms_count_pruned_zeros_apart(engine, tiny_refs):
 @pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), 1.5])
 def test_bad_sparsity_is_refused(bad, tiny_refs):
     with pytest.raises(BadInput, match=r"\[0, 1\)"):
-        spec_for(tiny_refs, sparsity=bad)
+        spec_for(tiny_refs, target_sparsity=bad)
 
 
 def test_saved_pruned_model_has_no_wrappers_and_same_accuracy(engine, tiny_refs, tiny_npz):
     from pruning._keras import keras
 
-    report = engine.prune(spec_for(tiny_refs, sparsity=0.6))
+    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.6))
     model = keras.models.load_model(report.model_path)
     assert not any("Prune" in type(layer).__name__ for layer in model.layers)
     data = np.load(tiny_npz)

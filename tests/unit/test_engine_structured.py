@@ -23,7 +23,7 @@ def test_filter_pruning_report_shows_the_smaller_model(engine, tiny_refs):
 
     bench = engine.workbench(*tiny_refs)
     base = weights_checksum(bench.model.get_weights())
-    report = engine.prune(spec_for(tiny_refs, method="filters-l1", sparsity=0.5))
+    report = engine.prune(spec_for(tiny_refs, method="filters-l1", target_sparsity=0.5))
 
     assert report.granularity == "structured"
     # tiny cnn: conv 4 filters -> 2; Flatten of 4x4x4 -> Dense(16) loses 32 of 64 rows
@@ -44,7 +44,7 @@ def test_filter_pruning_report_shows_the_smaller_model(engine, tiny_refs):
 
 
 def test_structured_fine_tuning_trains_the_smaller_model(engine, tiny_refs):
-    report = engine.prune(spec_for(tiny_refs, method="neurons", sparsity=0.5, finetune_epochs=1))
+    report = engine.prune(spec_for(tiny_refs, method="neurons", target_sparsity=0.5, finetune_epochs=1))
     assert layer(report, "hidden").shape_after == "(64, 8)"
     assert layer(report, "out").shape_after == "(8, 4)"
     assert report.timing_s["finetune"] > 0
@@ -52,7 +52,7 @@ def test_structured_fine_tuning_trains_the_smaller_model(engine, tiny_refs):
 
 
 def test_nm_zeros_stay_zeros_through_fine_tuning(engine, tiny_refs):
-    report = engine.prune(spec_for(tiny_refs, method="nm", sparsity=0.5, finetune_epochs=1))
+    report = engine.prune(spec_for(tiny_refs, method="nm", target_sparsity=0.5, finetune_epochs=1))
     # conv has 1 input channel (skipped); hidden (64 inputs) and out (16) are exactly 2:4
     assert layer(report, "conv").sparsity == 0.0
     assert layer(report, "hidden").sparsity == 0.5 and layer(report, "out").sparsity == 0.5
@@ -61,13 +61,13 @@ def test_nm_zeros_stay_zeros_through_fine_tuning(engine, tiny_refs):
 
 def test_gradual_through_the_engine_leaves_the_workbench_reusable(engine, tiny_refs):
     bench = engine.workbench(*tiny_refs)
-    before = engine.prune(spec_for(tiny_refs, method="magnitude", sparsity=0.7))
-    report = engine.prune(spec_for(tiny_refs, method="gradual", sparsity=0.7, finetune_epochs=1))
+    before = engine.prune(spec_for(tiny_refs, method="magnitude", target_sparsity=0.7))
+    report = engine.prune(spec_for(tiny_refs, method="gradual", target_sparsity=0.7, finetune_epochs=1))
     for name, n in {"conv": 36, "hidden": 1024, "out": 64}.items():
         assert layer(report, name).sparsity == pytest.approx(1 - round(n * 0.3) / n)
     assert report.timing_s["finetune"] == 0.0  # gradual trains inside its prune step
     np.testing.assert_array_equal(
         [w.sum() for w in bench.model.get_weights()], [w.sum() for w in bench.base_weights])
-    after = engine.prune(spec_for(tiny_refs, method="magnitude", sparsity=0.7))
+    after = engine.prune(spec_for(tiny_refs, method="magnitude", target_sparsity=0.7))
     assert after.pruned["accuracy"] == before.pruned["accuracy"]
     assert after.sparsity == before.sparsity

@@ -118,7 +118,7 @@ def row(method: str, rate: float, accuracy: float = 0.9) -> dict:
 
 
 def sweep_spec() -> SweepSpec:
-    return SweepSpec(model=ModelRef(), data=DataRef(), methods=("magnitude", "random"), rates=(0.0, 0.5, 0.9))
+    return SweepSpec(model=ModelRef(), data=DataRef(), methods=("magnitude", "random"), sparsities=(0.0, 0.5, 0.9))
 
 
 def test_rows_in_any_order_give_the_point_order_and_a_skipped_method_its_note():
@@ -172,7 +172,7 @@ def test_inline_lists_and_cancels_a_waiting_job(inline, tiny_refs):
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             outcome[name] = exc
 
-    spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=(0.0, 0.5))
+    spec = SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=(0.0, 0.5))
     sweeper = threading.Thread(target=run, args=("sweep", lambda: inline.sweep(spec, on_point=on_point)))
     sweeper.start()
     assert in_sweep.wait(120)
@@ -193,7 +193,7 @@ def test_inline_lists_and_cancels_a_waiting_job(inline, tiny_refs):
 
 def test_inline_stops_a_running_job_at_its_next_callback(inline, tiny_refs):
     model, data = tiny_refs
-    spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=(0.0, 0.3, 0.6, 0.9))
+    spec = SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=(0.0, 0.3, 0.6, 0.9))
     seen = []
 
     def on_point(row: dict) -> None:
@@ -203,4 +203,4 @@ def test_inline_stops_a_running_job_at_its_next_callback(inline, tiny_refs):
     with pytest.raises(Cancelled, match="sweep of tiny_cnn.keras .* was cancelled"):
         inline.sweep(spec, on_point=on_point)
     assert len(seen) == 1 and inline.pending() == []
-    assert inline.prune(PruneSpec(model=model, data=data, sparsity=0.5)).sparsity > 0  # serves on
+    assert inline.prune(PruneSpec(model=model, data=data, target_sparsity=0.5)).sparsity > 0  # serves on

@@ -21,7 +21,7 @@ from pruning.specs import PruneSpec
 def recorded(tmp_path, engine, tiny_refs):
     """A store holding one completed prune of the tiny CNN at 60% (random method, seeded)."""
     model, data = tiny_refs
-    spec = PruneSpec(model=model, data=data, method="random", sparsity=0.6, seed=7)
+    spec = PruneSpec(model=model, data=data, method="random", target_sparsity=0.6, seed=7)
     store = RunStore(tmp_path / "runs.db")
     run_id, report = store.record_prune(spec, lambda: engine.prune(spec))
     return store, store.get(run_id), report

@@ -49,7 +49,7 @@ def inline():
 
 def test_a_sweep_gives_the_inline_rows_streamed_as_they_finish(ray_executor, inline, tiny_refs):
     model, data = tiny_refs
-    spec = SweepSpec(model=model, data=data, methods=("magnitude", "random"), rates=(0.0, 0.5, 0.9))
+    spec = SweepSpec(model=model, data=data, methods=("magnitude", "random"), sparsities=(0.0, 0.5, 0.9))
     streamed: list[dict] = []
     threads: set[int] = set()
     running: list[list[str]] = []
@@ -72,8 +72,8 @@ def test_a_sweep_gives_the_inline_rows_streamed_as_they_finish(ray_executor, inl
 
 def test_resumed_points_are_reemitted_not_recomputed(ray_executor, tiny_refs):
     model, data = tiny_refs
-    spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=(0.3, 0.6))
-    fake = dict(ray_executor.sweep(SweepSpec(model=model, data=data, rates=(0.3,))).rows.iloc[0], accuracy=0.123)
+    spec = SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=(0.3, 0.6))
+    fake = dict(ray_executor.sweep(SweepSpec(model=model, data=data, sparsities=(0.3,))).rows.iloc[0], accuracy=0.123)
     got = ray_executor.sweep(spec, resume=[fake])
     assert list(got.rows["accuracy"])[0] == 0.123  # the stored row, not a recomputed one
     assert got.timing_s["resumed"] == 1 and list(got.rows["target_sparsity"]) == [0.3, 0.6]
@@ -81,7 +81,7 @@ def test_resumed_points_are_reemitted_not_recomputed(ray_executor, tiny_refs):
 
 def test_a_sensitivity_scan_gives_the_inline_grid(ray_executor, inline, tiny_refs):
     model, data = tiny_refs
-    spec = SensitivitySpec(model=model, data=data, rates=(0.0, 0.5, 0.9))
+    spec = SensitivitySpec(model=model, data=data, sparsities=(0.0, 0.5, 0.9))
     got = ray_executor.sensitivity(spec)
     want = inline.sensitivity(spec)
     pd.testing.assert_frame_equal(got.accuracy, want.accuracy, check_exact=True)
@@ -95,14 +95,14 @@ def test_a_sensitivity_scan_gives_the_inline_grid(ray_executor, inline, tiny_ref
 def test_bad_input_crosses_as_bad_input(ray_executor, tiny_refs):
     model, data = tiny_refs
     with pytest.raises(BadInput, match="nope cannot be pruned"):
-        ray_executor.sweep(SweepSpec(model=model, data=data, layers=("nope",), rates=(0.5,)))
+        ray_executor.sweep(SweepSpec(model=model, data=data, layers=("nope",), sparsities=(0.5,)))
     with pytest.raises(BadInput, match="cannot: pick magnitude"):
-        ray_executor.sensitivity(SensitivitySpec(model=model, data=data, method="gradual", rates=(0.5,)))
+        ray_executor.sensitivity(SensitivitySpec(model=model, data=data, method="gradual", sparsities=(0.5,)))
 
 
 def test_an_exception_from_on_point_cancels_the_rest(ray_executor, tiny_refs):
     model, data = tiny_refs
-    spec = SweepSpec(model=model, data=data, rates=tuple(round(0.05 * i, 2) for i in range(16)))
+    spec = SweepSpec(model=model, data=data, sparsities=tuple(round(0.05 * i, 2) for i in range(16)))
     seen: list[dict] = []
 
     def on_point(row: dict) -> None:
@@ -116,7 +116,7 @@ def test_an_exception_from_on_point_cancels_the_rest(ray_executor, tiny_refs):
 
 def test_cancel_stops_a_running_sweep_and_keeps_finished_points(ray_executor, tiny_refs):
     model, data = tiny_refs
-    spec = SweepSpec(model=model, data=data, rates=tuple(round(0.05 * i, 2) for i in range(20)))
+    spec = SweepSpec(model=model, data=data, sparsities=tuple(round(0.05 * i, 2) for i in range(20)))
     seen: list[dict] = []
 
     def on_point(row: dict) -> None:
@@ -131,7 +131,7 @@ def test_cancel_stops_a_running_sweep_and_keeps_finished_points(ray_executor, ti
     assert 2 <= len(seen) < 20
     assert time.perf_counter() - started < 120
     # the pool still serves the next call after a cancel
-    assert len(ray_executor.sweep(SweepSpec(model=model, data=data, rates=(0.5,))).rows) == 1
+    assert len(ray_executor.sweep(SweepSpec(model=model, data=data, sparsities=(0.5,))).rows) == 1
 
 
 def test_describe_reports_the_cluster(ray_executor):
@@ -156,11 +156,11 @@ def test_shipped_files_give_the_same_rows(tiny_refs, tiny_model_file, tmp_path, 
     try:
         ray_executor._blobs_for(model, data)  # the bytes are in Ray's object store ...
         copy.unlink()  # ... so the actors cannot read the caller's path, as on another node
-        got = ray_executor.sweep(SweepSpec(model=model, data=data, rates=(0.5,)))
+        got = ray_executor.sweep(SweepSpec(model=model, data=data, sparsities=(0.5,)))
     finally:
         ray_executor.ship_files = None
     assert (home() / "ray-inputs" / f"{model.sha256}.keras").is_file()
-    want = ray_executor.sweep(SweepSpec(model=tiny_refs[0], data=data, rates=(0.5,)))
+    want = ray_executor.sweep(SweepSpec(model=tiny_refs[0], data=data, sparsities=(0.5,)))
     pd.testing.assert_frame_equal(got.rows[EXACT], want.rows[EXACT], check_exact=True)
 
 

@@ -30,7 +30,7 @@ def charts(page: str) -> dict[str, list[dict]]:
 def stored(tmp_path_factory, engine, tiny_refs):
     model, data = tiny_refs
     store = RunStore(tmp_path_factory.mktemp("report") / "runs.db")
-    spec = PruneSpec(model=model, data=data, method="magnitude", sparsity=0.5)
+    spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.5)
     run_id, _ = store.record_prune(spec, lambda: engine.prune(spec))
     store.set_note(run_id, "for the <script>alert(1)</script> demo")
     sweep_spec = {"model": spec.to_dict()["model"], "data": spec.to_dict()["data"], "methods": ["magnitude"]}
@@ -99,7 +99,7 @@ def test_sweep_report_and_cli(stored, tmp_path, monkeypatch, capsys):
 
 def test_write_report_refuses_a_failed_run(stored, tmp_path):
     store, _, _, _ = stored
-    run_id = store.begin("prune", PruneSpec(sparsity=0.5))
+    run_id = store.begin("prune", PruneSpec(target_sparsity=0.5))
     store.fail(run_id, "boom")
     from pruning.errors import BadInput
 

@@ -13,7 +13,7 @@ from pruning.runs import resume
 from pruning.runs.store import RunStore
 from pruning.specs import DataRef, ModelRef, SweepSpec
 
-SPEC = SweepSpec(model=ModelRef("cnn"), data=DataRef("digits"), methods=("magnitude",), rates=(0.0, 0.5, 0.9))
+SPEC = SweepSpec(model=ModelRef("cnn"), data=DataRef("digits"), methods=("magnitude",), sparsities=(0.0, 0.5, 0.9))
 BASE = {"accuracy": 0.9}
 
 
@@ -93,7 +93,7 @@ def test_a_completed_sweep_is_reused_by_the_page_and_measured_again_by_the_cli(s
 
 
 def test_only_identical_specs_count(store):
-    other = SweepSpec(model=ModelRef("cnn"), data=DataRef("digits"), methods=("magnitude",), rates=(0.0, 0.5))
+    other = SweepSpec(model=ModelRef("cnn"), data=DataRef("digits"), methods=("magnitude",), sparsities=(0.0, 0.5))
     with pytest.raises(RerunException):
         resume.run_stored_sweep(store, other, FakeRunner(other, stop_after=1))
     legacy = store.begin("sweep", {"model": {"name": "cnn"}, "data": {"name": "digits"}, "methods": []})

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pruning.run.sensitivity as sensitivity_module
+import pruning.plan as plan_module
 from pruning.core.masks import keep_count
 from pruning.errors import BadInput
 from pruning.model.baselines import weights_checksum
@@ -24,13 +24,13 @@ def zeros(sizes, sparsity) -> int:
 
 @pytest.fixture(scope="module")
 def scan(engine, tiny_refs):
-    spec = SensitivitySpec(model=tiny_refs[0], data=tiny_refs[1], rates=(0.0, 0.5, 0.9))
+    spec = SensitivitySpec(model=tiny_refs[0], data=tiny_refs[1], sparsities=(0.0, 0.5, 0.9))
     progress = []
     return run_sensitivity(engine.workbench(*tiny_refs), spec, on_progress=lambda f, m: progress.append(f)), progress
 
 
 def test_doctests():
-    result = doctest.testmod(sensitivity_module)
+    result = doctest.testmod(plan_module)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -52,7 +52,7 @@ def test_scan_shape_counts_and_restored_weights(engine, tiny_refs, scan):
 def test_each_cell_equals_a_prune_of_that_layer_alone(engine, tiny_refs, scan, layer):
     report, _ = scan
     for rate in (0.5, 0.9):
-        single = engine.prune(PruneSpec(model=tiny_refs[0], data=tiny_refs[1], sparsity=rate, layers=(layer,)))
+        single = engine.prune(PruneSpec(model=tiny_refs[0], data=tiny_refs[1], target_sparsity=rate, layers=(layer,)))
         assert report.accuracy.loc[layer, rate] == single.pruned["accuracy"]
 
 
@@ -62,7 +62,7 @@ def test_plan_hits_the_overall_target_exactly_when_pruned(engine, tiny_refs, sca
     plan = plan_sparsity(report, target_overall_sparsity=0.6)
     goal = total - keep_count(total, 0.6)
     assert sum(zeros([SIZES[layer]], s) for layer, s in plan.items()) == goal
-    base = PruneSpec(model=tiny_refs[0], data=tiny_refs[1], sparsity=0.6)
+    base = PruneSpec(model=tiny_refs[0], data=tiny_refs[1], target_sparsity=0.6)
     pruned = engine.prune(plan_spec(base, plan))
     assert pruned.sparsity == goal / total
     per_layer = pruned.layers.set_index("name")
@@ -70,7 +70,7 @@ def test_plan_hits_the_overall_target_exactly_when_pruned(engine, tiny_refs, sca
         assert per_layer.loc[layer, "nonzero_params"] - (per_layer.loc[layer, "params"] - SIZES[layer]) \
             == keep_count(SIZES[layer], s)
     # a global prune at the same target removes the same number of weights
-    assert engine.prune(PruneSpec(model=tiny_refs[0], data=tiny_refs[1], sparsity=0.6, scope="global")).sparsity \
+    assert engine.prune(PruneSpec(model=tiny_refs[0], data=tiny_refs[1], target_sparsity=0.6, scope="global")).sparsity \
         == pruned.sparsity
 
 
@@ -148,7 +148,7 @@ def test_layer_sparsity_spec_validation_and_round_trip():
 
 def test_layer_sparsity_overrides_per_layer_and_per_key(engine, tiny_refs):
     model, data = tiny_refs
-    report = engine.prune(PruneSpec(model=model, data=data, sparsity=0.5,
+    report = engine.prune(PruneSpec(model=model, data=data, target_sparsity=0.5,
                                     layer_sparsity=(("conv", 0.25), ("out/kernel", 0.75))))
     layers = report.layers.set_index("name")
     for layer, s in {"conv": 0.25, "hidden": 0.5, "out": 0.75}.items():

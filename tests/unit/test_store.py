@@ -31,13 +31,13 @@ def make_report(spec: PruneSpec, model_path: Path, accuracy: float = 0.75) -> Pr
     pruned = dict(base, accuracy=accuracy, nonzero_params=400, effective_flops=2000, gzip_bytes=12_000)
     layers = pd.DataFrame([
         {"name": "conv", "type": "Conv2D", "params": 40, "nonzero_params": 16, "prunable_params": 36,
-         "sparsity": 24 / 36, "target_sparsity": spec.sparsity, "shape_before": "(3, 3, 1, 4)", "shape_after": "(3, 3, 1, 4)"},
+         "sparsity": 24 / 36, "target_sparsity": spec.target_sparsity, "shape_before": "(3, 3, 1, 4)", "shape_after": "(3, 3, 1, 4)"},
         {"name": "out", "type": "Dense", "params": 68, "nonzero_params": 30, "prunable_params": 64,
-         "sparsity": 38 / 64, "target_sparsity": spec.sparsity, "shape_before": "(16, 4)", "shape_after": "(16, 4)"},
+         "sparsity": 38 / 64, "target_sparsity": spec.target_sparsity, "shape_before": "(16, 4)", "shape_after": "(16, 4)"},
     ])
     hist = {"edges": [-1.0, 0.0, 1.0], "before": [5, 7], "after": [2, 3], "zeros_before": 0, "zeros_after": 7}
     return PruneReport(
-        spec=spec, method=spec.method, granularity="unstructured", target_sparsity=spec.sparsity,
+        spec=spec, method=spec.method, granularity="unstructured", target_sparsity=spec.target_sparsity,
         sparsity=0.6, baseline=base, pruned=pruned, layers=layers, histograms={"conv": hist},
         mask_images={"conv": [[1.0, 0.0]]}, timing_s={"prune": 0.01, "evaluate": 0.02, "total": 0.05},
         model_path=str(model_path), environment={"python": "3.11", "device": "CPU (2 cores)"},
@@ -47,7 +47,7 @@ def make_report(spec: PruneSpec, model_path: Path, accuracy: float = 0.75) -> Pr
 
 @pytest.fixture
 def spec() -> PruneSpec:
-    return PruneSpec(model=ModelRef("cnn"), data=DataRef("digits"), method="magnitude", sparsity=0.6, seed=3)
+    return PruneSpec(model=ModelRef("cnn"), data=DataRef("digits"), method="magnitude", target_sparsity=0.6, seed=3)
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_failed_and_interrupted_work_is_recorded_and_reraised(tmp_path, spec):
 def test_list_filters_edit_and_delete(tmp_path, spec, artifact):
     store = RunStore(tmp_path / "runs.db")
     a, _ = store.record_prune(spec, lambda: make_report(spec, artifact))
-    other = PruneSpec(model=ModelRef("mlp"), data=DataRef("digits"), method="random", sparsity=0.3)
+    other = PruneSpec(model=ModelRef("mlp"), data=DataRef("digits"), method="random", target_sparsity=0.3)
     b, _ = store.record_prune(other, lambda: make_report(other, artifact))
     assert [r.id for r in store.list()] == [b, a]  # newest first
     assert [r.id for r in store.list(model="mlp")] == [b]
@@ -278,7 +278,7 @@ def test_a_run_left_running_by_a_dead_process_becomes_interrupted(tmp_path, spec
     # a real process starts a run and dies without finishing it (no cleanup code runs)
     script = (
         "import os, sys; from pruning.runs.store import RunStore; from pruning.specs import PruneSpec; "
-        "s = RunStore(sys.argv[1]); print(s.begin('prune', PruneSpec(sparsity=0.5))); sys.stdout.flush(); os._exit(0)"
+        "s = RunStore(sys.argv[1]); print(s.begin('prune', PruneSpec(target_sparsity=0.5))); sys.stdout.flush(); os._exit(0)"
     )
     out = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
                          check=True)

@@ -7,11 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-import pruning.run.sweep as sweep_module
+import pruning.reports as reports_module
 from pruning.core.masks import keep_count
 from pruning.errors import BadInput
 from pruning.model.baselines import weights_checksum
-from pruning.reports import ROW_KEYS, seed_table, to_markdown, wilson_interval
+from pruning.reports import ROW_KEYS, reference_table, to_markdown, wilson_interval
 from pruning.run.engine import Engine
 from pruning.run.sweep import run_sweep
 from pruning.specs import METRIC_KEYS, DataRef, ModelRef, PruneSpec, SweepSpec
@@ -27,14 +27,14 @@ def layer_zeros(rate: float) -> int:
 
 @pytest.fixture(scope="module")
 def two_method_sweep(engine, tiny_refs):
-    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "random"), rates=(0.0, 0.5, 0.9))
+    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "random"), sparsities=(0.0, 0.5, 0.9))
     points, progress = [], []
     report = engine.sweep(spec, on_point=points.append, on_progress=lambda f, m: progress.append(f))
     return spec, report, points, progress
 
 
 def test_doctests():
-    result = doctest.testmod(sweep_module)
+    result = doctest.testmod(reports_module)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -95,7 +95,7 @@ def test_confidence_band_is_the_wilson_interval(two_method_sweep):
 def test_sweep_leaves_the_workbench_at_the_base_weights(engine, tiny_refs):
     bench = engine.workbench(*tiny_refs)
     before = weights_checksum(bench.base_weights)
-    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], rates=(0.5, 0.9), finetune_epochs=1)
+    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], sparsities=(0.5, 0.9), finetune_epochs=1)
     report = run_sweep(bench, spec)
     assert weights_checksum(bench.current_weights()) == before  # BatchNorm/biases too, after fine-tuning
     assert weights_checksum(bench.base_weights) == before
@@ -106,7 +106,7 @@ def test_sweep_leaves_the_workbench_at_the_base_weights(engine, tiny_refs):
 
 
 def test_resume_reuses_finished_points_without_recomputing(engine, tiny_refs):
-    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], rates=(0.5, 0.9))
+    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], sparsities=(0.5, 0.9))
     first = engine.sweep(spec)
     stored = first.rows.iloc[0].to_dict()
     stored["accuracy"] = -1.0  # a marker: a recomputed point could never have it
@@ -125,9 +125,9 @@ def test_bad_method_fails_before_any_model_is_loaded():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"rates": (0.5, 1.0)}, r"in \[0, 1\)"),
-    ({"rates": (0.5, 0.5)}, "twice"),
-    ({"rates": ()}, "at least one sparsity"),
+    ({"sparsities": (0.5, 1.0)}, r"in \[0, 1\)"),
+    ({"sparsities": (0.5, 0.5)}, "twice"),
+    ({"sparsities": ()}, "at least one sparsity"),
     ({"methods": ()}, "at least one method"),
     ({"methods": ("magnitude", "magnitude")}, "twice"),
     ({"scope": "model"}, "scope"),
@@ -139,15 +139,15 @@ def test_spec_rejects_bad_input(kwargs, message):
 
 
 def test_spec_is_hashable_and_round_trips():
-    spec = SweepSpec(methods=("magnitude", "random"), rates=(0.0, 0.9), layers=("conv",), finetune_epochs=2)
+    spec = SweepSpec(methods=("magnitude", "random"), sparsities=(0.0, 0.9), layers=("conv",), finetune_epochs=2)
     again = SweepSpec.from_dict(spec.to_dict())
     assert again == spec and hash(again) == hash(spec) and again.key() == spec.key()
-    assert spec.point("random", 0.9) == PruneSpec(method="random", sparsity=0.9, layers=("conv",), finetune_epochs=2)
+    assert spec.point("random", 0.9) == PruneSpec(method="random", target_sparsity=0.9, layers=("conv",), finetune_epochs=2)
 
 
 def test_seed_table_and_markdown(two_method_sweep):
     _, report, _, _ = two_method_sweep
-    table = seed_table(report.rows)
+    table = reference_table(report.rows)
     assert list(table.columns) == [
         "method", "sparsity", "test accuracy", "accuracy loss", "latency (ms)", "speedup", "nonzero params (M)",
         "gzip size (MB)", "FLOPs reduction", "robust accuracy", "train accuracy",
@@ -163,9 +163,9 @@ def test_seed_table_and_markdown(two_method_sweep):
 
 def test_a_method_that_cannot_prune_the_model_is_skipped_with_a_note(engine, tiny_refs):
     # the tiny CNN has no LSTM: lstm-units has nothing to remove, magnitude still gets its curve
-    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("lstm-units", "magnitude"), rates=(0.0, 0.5))
+    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("lstm-units", "magnitude"), sparsities=(0.0, 0.5))
     report = engine.sweep(spec)
     assert list(report.rows.method) == ["magnitude", "magnitude"]
     assert len(report.notes) == 1 and report.notes[0].startswith("lstm-units skipped: ")
     with pytest.raises(BadInput, match="lstm-units"):
-        engine.sweep(SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("lstm-units",), rates=(0.5,)))
+        engine.sweep(SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("lstm-units",), sparsities=(0.5,)))

@@ -61,5 +61,5 @@ def test_no_capable_gpu_here_means_float32_with_a_note(engine, tiny_refs):
     if mixed_precision_supported():
         pytest.skip("a capable GPU is visible: the fallback note does not apply")
     model, data = tiny_refs
-    report = engine.prune(PruneSpec(model=model, data=data, sparsity=0.5, finetune_epochs=1, mixed_precision=True))
+    report = engine.prune(PruneSpec(model=model, data=data, target_sparsity=0.5, finetune_epochs=1, mixed_precision=True))
     assert any("fine-tuned in float32" in note for note in report.notes)

@@ -66,9 +66,9 @@ def test_every_report_survives_the_json_round_trip(inline, tiny_refs):
     model, data = tiny_refs
     reports = {
         "baseline": inline.baseline(model, data),
-        "prune": inline.prune(PruneSpec(model=model, data=data, sparsity=0.6)),
-        "sweep": inline.sweep(SweepSpec(model=model, data=data, methods=("magnitude", "random"), rates=(0.0, 0.5))),
-        "sensitivity": inline.sensitivity(SensitivitySpec(model=model, data=data, rates=(0.5, 0.9))),
+        "prune": inline.prune(PruneSpec(model=model, data=data, target_sparsity=0.6)),
+        "sweep": inline.sweep(SweepSpec(model=model, data=data, methods=("magnitude", "random"), sparsities=(0.0, 0.5))),
+        "sensitivity": inline.sensitivity(SensitivitySpec(model=model, data=data, sparsities=(0.5, 0.9))),
     }
     for kind, report in reports.items():
         back = through_json(kind, report)
@@ -79,19 +79,19 @@ def test_every_report_survives_the_json_round_trip(inline, tiny_refs):
     changed.layers.loc[0, "nonzero_params"] += 1
     assert not reports_equal(changed, prune)
     # missing values survive: layers left out of the selection have no target sparsity
-    partial = inline.prune(PruneSpec(model=model, data=data, sparsity=0.6, layers=("hidden",)))
+    partial = inline.prune(PruneSpec(model=model, data=data, target_sparsity=0.6, layers=("hidden",)))
     assert partial.layers["target_sparsity"].isna().sum() == 2
     assert reports_equal(through_json("prune", partial), partial)
 
 
 def test_worker_reports_equal_inline_ones(worker, inline, tiny_refs):
     model, data = tiny_refs
-    spec = PruneSpec(model=model, data=data, method="magnitude", sparsity=0.7, scope="global")
+    spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.7, scope="global")
     same_prune(worker.prune(spec), inline.prune(spec))
     base_w, base_i = worker.baseline(model, data), inline.baseline(model, data)
     assert untimed(base_w.metrics) == untimed(base_i.metrics)
     pd.testing.assert_frame_equal(base_w.layers, base_i.layers, check_exact=True)
-    scan = SensitivitySpec(model=model, data=data, rates=(0.5, 0.9))
+    scan = SensitivitySpec(model=model, data=data, sparsities=(0.5, 0.9))
     sens_w, sens_i = worker.sensitivity(scan), inline.sensitivity(scan)
     pd.testing.assert_frame_equal(sens_w.accuracy, sens_i.accuracy, check_exact=True)
     assert sens_w.layer_sizes == sens_i.layer_sizes
@@ -106,12 +106,12 @@ def test_bad_input_arrives_as_bad_input_with_the_same_message(worker, inline, ti
         with pytest.raises(BadInput) as in_process:
             inline.prune(spec)
         assert str(in_worker.value) == str(in_process.value)
-    assert worker.prune(PruneSpec(model=model, data=data, sparsity=0.3)).sparsity > 0  # still serving
+    assert worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.3)).sparsity > 0  # still serving
 
 
 def test_progress_and_points_stream_while_the_job_runs(worker, tiny_refs):
     model, data = tiny_refs
-    spec = SweepSpec(model=model, data=data, methods=("magnitude",), rates=(0.0, 0.3, 0.6, 0.9))
+    spec = SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=(0.0, 0.3, 0.6, 0.9))
     points, progress, running = [], [], []
 
     def on_point(row):
@@ -126,7 +126,7 @@ def test_progress_and_points_stream_while_the_job_runs(worker, tiny_refs):
 
 
 def long_sweep(model, data, n=12):
-    return SweepSpec(model=model, data=data, methods=("magnitude",), rates=tuple(round(i / n, 3) for i in range(n)),
+    return SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=tuple(round(i / n, 3) for i in range(n)),
                      finetune_epochs=1)
 
 
@@ -143,7 +143,7 @@ def test_cancel_a_running_job_and_a_queued_one(worker, tiny_refs):
 
     def run_prune():
         try:
-            worker.prune(PruneSpec(model=model, data=data, sparsity=0.2))
+            worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.2))
         except Exception as exc:  # noqa: BLE001
             outcome["prune"] = exc
 
@@ -163,7 +163,7 @@ def test_cancel_a_running_job_and_a_queued_one(worker, tiny_refs):
     assert isinstance(outcome["sweep"], Cancelled) and "cancelled" in str(outcome["sweep"])
     assert isinstance(outcome["prune"], Cancelled) and "queue" in str(outcome["prune"])
     assert worker.pending() == [] and worker.worker_pid is None  # stopped; the next job starts a new one
-    assert worker.prune(PruneSpec(model=model, data=data, sparsity=0.2)).sparsity > 0
+    assert worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.2)).sparsity > 0
     assert worker.worker_pid not in (None, old_pid)
 
 
@@ -191,18 +191,18 @@ def test_kill_9_during_a_sweep_keeps_every_streamed_point(worker, tiny_refs, tmp
     assert message.endswith("the job was not finished — run it again") and "\n" not in message
     run = store.list(kind="sweep")[0]
     assert run.status == "interrupted" and "signal 9" in run.error
-    assert kill_after <= len(seen) < len(spec.rates)
+    assert kill_after <= len(seen) < len(spec.sparsities)
     assert store.points(run.id) == json.loads(json.dumps(seen))  # every streamed point, none lost
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert worker.prune(PruneSpec(model=model, data=data, sparsity=0.4)).sparsity > 0
+    assert worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.4)).sparsity > 0
     assert worker.worker_pid not in (None, killed_pid)
 
 
 def test_eight_threads_at_eight_sparsities_match_serial_inline_runs(worker, inline, tiny_refs, tiny_model_file):
     model, data = tiny_refs
     checksum = file_sha256(tiny_model_file)
-    specs = [PruneSpec(model=model, data=data, sparsity=s) for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]
+    specs = [PruneSpec(model=model, data=data, target_sparsity=s) for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]
     waits = []
 
     def prune(spec):

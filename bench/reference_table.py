@@ -18,7 +18,7 @@ from pruning.methods import METHODS  # noqa: E402
 from pruning.paths import home  # noqa: E402
 from pruning.reports import to_markdown  # noqa: E402
 from pruning.run.engine import Engine  # noqa: E402
-from pruning.specs import SEED_RATES, DataRef, ModelRef, SweepSpec  # noqa: E402  # noqa: E402
+from pruning.specs import REFERENCE_SPARSITIES, DataRef, ModelRef, SweepSpec  # noqa: E402
 
 
 def progress(fraction: float, message: str) -> None:
@@ -29,7 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline-epochs", type=int, default=6, help="resnet20 training epochs (trained once, cached)")
     parser.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs per gradual point")
-    parser.add_argument("--rates", default=",".join(str(r) for r in SEED_RATES))
+    parser.add_argument("--rates", default=",".join(str(r) for r in REFERENCE_SPARSITIES))
     parser.add_argument("--json", default=None, help="also write both reports' rows here")
     args = parser.parse_args()
     rates = tuple(float(r) for r in args.rates.split(","))
@@ -43,9 +43,9 @@ def main() -> int:
     # one-shot magnitude followed by masked fine-tuning stands in
     tuned_method = "gradual" if "gradual" in METHODS else "magnitude"
     runs = {
-        "magnitude, one-shot": SweepSpec(model=model, data=data, methods=("magnitude",), rates=rates),
+        "magnitude, one-shot": SweepSpec(model=model, data=data, methods=("magnitude",), sparsities=rates),
         f"{tuned_method} + {args.finetune_epochs} fine-tune epoch(s)": SweepSpec(
-            model=model, data=data, methods=(tuned_method,), rates=rates, finetune_epochs=args.finetune_epochs),
+            model=model, data=data, methods=(tuned_method,), sparsities=rates, finetune_epochs=args.finetune_epochs),
     }
     out = {"baseline": baseline.metrics, "description": baseline.description, "environment": baseline.environment}
     for title, spec in runs.items():
