@@ -127,7 +127,8 @@ def _check_class_keras3(obj: dict, name: str, where: str, counts: dict[str, int]
     cls = obj["class_name"]
     if not isinstance(cls, str):
         raise BadInput(f"{name} has a malformed model config near layer {where}: save the model again")
-    layer = layer_name(obj) or where
+    # objects (dtype policies, initializers) are named after the layer that holds them
+    layer = where if cls in KERAS3_OBJECT_CLASSES or cls.endswith("DTypePolicy") else layer_name(obj) or where
     module, registered = obj.get("module"), obj.get("registered_name")
     if cls in KERAS3_CODE_CLASSES or registered in KERAS3_CODE_CLASSES:
         raise BadInput(f"layer {layer} of {name} holds a serialized Python function ({cls[:40]}), which would "
@@ -138,6 +139,9 @@ def _check_class_keras3(obj: dict, name: str, where: str, counts: dict[str, int]
     if registered is not None and registered != cls:
         raise BadInput(f"layer {layer} of {name} is a custom object ({str(registered)[:80]}): custom objects "
                        "are refused, rebuild the model with built-in Keras layers")
+    if isinstance(module, str) and module.startswith("tf_keras."):
+        raise BadInput(f"layer {layer} of {name} is a tf_keras class, but the file says Keras {version} saved it: "
+                       "save the model again with the Keras that built it")
     if module is not None and module not in KERAS3_MODULES:
         raise BadInput(f"layer {layer} of {name} comes from the module {str(module)[:80]!r}, not a Keras layer "
                        "module: rebuild the model with built-in Keras layers")

@@ -148,8 +148,8 @@ def _inspect_keras(path: Path, name: str) -> ModelFileInfo:
             raise BadInput(f"{name} does not say which Keras saved it: save it again with model.save")
         config = _read_json(archive, "config.json", name)
         layers = _check_config(config, version, name)
-        layer_of = _keras3_layer_name if keras_major(version) >= 3 else (
-            lambda parts: _keras_layer_name(config, ["layers"] + parts))
+        # Keras 3 names weight groups by class like tf_keras does (dense, dense_1, ...)
+        layer_of = lambda parts: _keras_layer_name(config, ["layers"] + parts)  # noqa: E731
         with tempfile.TemporaryFile() as weights:
             try:
                 with archive.open("model.weights.h5") as member:
@@ -255,16 +255,6 @@ def _keras_layer_name(config: Any, parts: list[str]) -> str:
         names.append(layer_name(found) or parts[1])
         node, parts = found, parts[2:]
     return "/".join(names) or "/".join(parts)
-
-
-def _keras3_layer_name(parts: list[str]) -> str:
-    """`conv/vars/0` or `inner/layers/dense/vars/0` -> `conv`, `inner/dense`: Keras 3 names
-    each weight group after the layer itself."""
-    names = [parts[0]]
-    while len(parts) >= 3 and parts[1] == "layers":
-        parts = parts[2:]
-        names.append(parts[0])
-    return "/".join(names)
 
 
 # -- .h5 files -----------------------------------------------------------------------------
