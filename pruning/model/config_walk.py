@@ -15,6 +15,9 @@ from .allowlist import (
 
 MAX_CONFIG_OBJECTS = 200_000
 
+# How a legacy .h5 names the library's layers: the class, or the name it is registered under.
+LIBRARY_NAMES = frozenset({cls for _, cls in LIBRARY_LAYERS} | set(LIBRARY_LAYERS.values()))
+
 CheckClass = Callable[[dict, str, str, dict], str]
 
 
@@ -91,6 +94,9 @@ def _check_class(obj: dict, name: str, where: str, counts: dict[str, int]) -> st
     if (module, cls) in LIBRARY_LAYERS and registered in (None, LIBRARY_LAYERS[module, cls]):
         counts["layers"] += 1  # a layer tf_keras' own applications define
         return layer
+    if module is None and cls in LIBRARY_NAMES and registered is None:
+        counts["layers"] += 1  # the same in a legacy .h5, which names no module: the loader resolves
+        return layer  # these names through PruneScope's own table (baselines.library_objects)
     if module in TF_INITIALIZER_MODULES and cls in TF_INITIALIZERS and registered in (None, cls):
         return where
     if registered is not None and registered != cls:

@@ -456,3 +456,41 @@ def test_upload_name_is_shown_but_the_stored_suffix_is_checked(tmp_path):
     stored.write_bytes(b"\x00" * 64)
     with pytest.raises(BadInput, match=r"^my model\.h5 is not a \.keras archive \(no zip header\)"):
         inspect_model_file(stored, "my model.h5")
+
+
+def test_layers_tf_keras_itself_defines_pass_and_load(tmp_path):
+    """keras.applications' own layers (ConvNeXt's LayerScale, InceptionResNetV2's CustomScaleLayer)
+    and TensorFlow's initializers (EfficientNetV2's tf.constant_initializer) are not custom code."""
+    from pruning._keras import keras, tf
+    from pruning.model.baselines import load_model_file
+    from pruning.specs import ModelRef
+    from tf_keras.src.applications.convnext import LayerScale
+    from tf_keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    L = keras.layers
+    inputs = L.Input((4, 4, 8))
+    x = L.Dense(8, name="dense", bias_initializer=tf.constant_initializer(0.1))(inputs)
+    x = LayerScale(0.5, 8, name="layer_scale")(x)
+    x = CustomScaleLayer(0.2, name="custom_scale")([inputs, x])
+    model = keras.Model(inputs, L.Dense(3, name="head")(L.Flatten()(x)))
+    sample = np.random.default_rng(0).normal(size=(5, 4, 4, 8)).astype(np.float32)
+    for suffix in (".keras", ".h5"):
+        path = save(model, tmp_path / f"library{suffix}")
+        assert inspect_model_file(path).layers == 6
+        loaded = load_model_file(ModelRef.parse(str(path)))
+        np.testing.assert_allclose(loaded(sample).numpy(), model(sample).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("family,side", [("ConvNeXtTiny", 32), ("InceptionResNetV2", 75), ("EfficientNetV2B0", 32)])
+def test_keras_applications_families_pass_the_check(tmp_path, family, side):
+    """The three families refused before (issue 15), built by tf_keras with random weights.
+    Loading them is the test above on their layers: a full load of these takes minutes on 2 cores."""
+    from pruning._keras import keras
+
+    model = getattr(keras.applications, family)(weights=None, input_shape=(side, side, 3), classes=10)
+    info = inspect_model_file(save(model, tmp_path / f"{family}.keras"))
+
+    def configured(layers) -> int:  # a nested Sequential's config also lists its InputLayer
+        return sum(configured(l.layers) + 1 if isinstance(l, keras.Model) else 1 for l in layers)
+
+    assert info.layers == configured(model.layers)
