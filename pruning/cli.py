@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -69,7 +68,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
                   f"(device {report.environment.get('device')} vs {recipe.environment.get('device')})",
                   file=sys.stderr)
     if args.out:
-        shutil.copyfile(report.model_path, args.out)
+        from .model.keras3 import write_pruned  # Keras 3 in, Keras 3 out (DESIGN §8)
+
+        write_pruned(report.model_path, args.out, spec, args.out_format)
     if args.json:
         print_json({**report.to_json_dict(), "run_id": run_id, **({"recipe_check": check} if check else {})})
         return 0
@@ -147,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fine-tune in mixed float16 on a GPU with compute capability >= 7.0")
     prune.add_argument("--seed", type=int, default=0)
     prune.add_argument("--out", default=None, help="save the pruned model to this .keras file")
+    prune.add_argument("--out-format", default=None, choices=["keras2", "keras3"],
+                       help="the --out file's Keras (default: the one the model came in; zoo models keras2)")
     prune.add_argument("--json", action="store_true", help="print one JSON object")
     add_executor_option(prune)
     prune.set_defaults(run=cmd_prune)

@@ -5,6 +5,7 @@ dataset, epochs, seed and library versions, so a second start loads them in seco
 """
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..measure.calibration import recalibrate_batchnorm
 from ..measure.metrics import save_model
 from ..paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from ..specs import DataRef, ModelRef, ProgressFn
+from .allowlist import LIBRARY_LAYERS
 from .datasets import Dataset
 from .safety import inspect_model_file
 from .zoo import ZOO, imagenet_weights_path
@@ -68,12 +70,38 @@ def check_compatible(model: keras.Model, dataset: Dataset) -> None:
         )
 
 
-def load_model_file(ref: ModelRef) -> keras.Model:
+def library_objects() -> dict[str, type]:
+    """tf_keras' own application layers (allowlist.LIBRARY_LAYERS), handed to the loader by class
+    name: tf_keras cannot resolve LayerScale from its own .keras files without it. The modules
+    imported are the table's, never ones a file names."""
+    return {cls: getattr(importlib.import_module(module), cls) for module, cls in LIBRARY_LAYERS}
+
+
+def read_model_file(ref: ModelRef, x_test: Optional[np.ndarray] = None) -> tuple[keras.Model, Optional[str]]:
+    """(tf_keras model, how it was imported or None) from a user's file, checked first.
+
+    A Keras 3 file is rebuilt as tf_keras by the bridge and its outputs compared on `x_test`
+    (the dataset's test inputs; seeded random inputs without them).
+    """
     # Models are programs: refuse a hostile file before Keras parses a byte of it
     # (tf_keras runs a Lambda from an .h5 even in safe mode).
-    inspect_model_file(ref.path, ref.name)
+    info = inspect_model_file(ref.path, ref.name)
+    if info.keras3:
+        from .keras3 import import_keras3
+
+        model, imported = import_keras3(ref.path, ref.name, x_test)
+        return model, imported.describe()
+    return load_model_file(ref, checked=True), None
+
+
+def load_model_file(ref: ModelRef, checked: bool = False) -> keras.Model:
+    """The tf_keras model in a user's file (a Keras 3 file through the bridge), checked first."""
+    if not checked:
+        info = inspect_model_file(ref.path, ref.name)
+        if info.keras3:
+            return read_model_file(ref)[0]
     try:
-        model = keras.models.load_model(ref.path, compile=False, safe_mode=True)
+        model = keras.models.load_model(ref.path, compile=False, safe_mode=True, custom_objects=library_objects())
     except Exception as exc:  # Keras raises many types for unreadable files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"cannot load {ref.name} as a Keras model ({first[:200]}): save it with model.save('m.keras')") from None
@@ -87,9 +115,9 @@ def load_baseline(
 ) -> tuple[keras.Model, str, str]:
     """(model, how its weights were obtained, path on disk); trains and stores zoo models once."""
     if ref.is_file:
-        model = load_model_file(ref)
+        model, imported = read_model_file(ref, dataset.x_test)
         check_compatible(model, dataset)
-        return model, f"your file {ref.name}", ref.path
+        return model, f"your file {ref.name}" + (f", {imported}" if imported else ""), ref.path
     if ref.name not in ZOO:
         raise BadInput(f"unknown model {ref.name!r}: choose one of {', '.join(ZOO)} or a .keras/.h5 path")
     entry = ZOO[ref.name]

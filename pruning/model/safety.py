@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from ..errors import BadInput
+from .config_walk import check_keras3_config, check_model_config, layer_name
 
 # Models are programs: tf_keras runs a Lambda from an .h5 even with safe_mode=True. Decisions:
 # - The extension must match the bytes. HDF5 bytes named `.keras` are refused (rename to .h5),
@@ -27,6 +28,9 @@ from ..errors import BadInput
 #   tf_keras writes); assets and npz weights belong to layers that are not on the allowlist.
 # - Only the model config is checked, not `compile_config`/`training_config`: models are
 #   loaded with compile=False, so those are never deserialized.
+# - The config is walked with the rules of the Keras that says it wrote the file (metadata.json or
+#   the HDF5 `keras_version`): Keras 2 files against tf_keras' format, Keras 3 files against Keras 3's
+#   (config_walk.py); a file whose config does not match the version it states is refused.
 # - The file is checked, then loaded by path: callers must not let it change in between
 #   (uploads are content-addressed files in a per-session folder).
 
@@ -41,73 +45,8 @@ MAX_UNCOMPRESSED_BYTES = 2 << 30  # declared sizes; zipfile never reads past a m
 MAX_JSON_BYTES = 32 << 20  # ResNet-50's config.json is ~120 kB
 MAX_HDF5_OBJECTS = 200_000
 MAX_WEIGHT_BYTES = 2 << 30
-MAX_CONFIG_OBJECTS = 200_000
 
 KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
-
-# Containers whose config lists their layers; anything else at the root is a subclassed model.
-MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
-
-# Built-in tf_keras layers that hold no code and read no files (a plain data table, like
-# tfmot's prune registry). Not here, on purpose: Lambda (runs Python), TextVectorization /
-# StringLookup / IntegerLookup (vocabulary files), DenseFeatures (feature columns),
-# Layer/RNN base classes (only meaningful when subclassed).
-LAYER_CLASSES = frozenset({
-    "InputLayer", "Dense", "EinsumDense", "Activation", "ActivityRegularization", "Dropout", "AlphaDropout",
-    "GaussianDropout", "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-    "Flatten", "Reshape", "Permute", "RepeatVector", "Masking", "Identity",
-    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-    "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
-    "LocallyConnected1D", "LocallyConnected2D",
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
-    "UpSampling1D", "UpSampling2D", "UpSampling3D",
-    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
-    "ReLU", "LeakyReLU", "PReLU", "ELU", "ThresholdedReLU", "Softmax",
-    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
-    "Embedding", "LSTM", "GRU", "SimpleRNN", "LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells",
-    "Bidirectional", "TimeDistributed", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
-    "Attention", "AdditiveAttention", "MultiHeadAttention",
-    "Rescaling", "Resizing", "CenterCrop", "Normalization",
-})
-
-# Functional models turn `x + y` or `x[:, 0]` into TFOpLambda/SlicingOpLambda layers that
-# call a TensorFlow function *by name* (e.g. "io.write_file"): only pure tensor math passes.
-TF_OP_FUNCTIONS = frozenset({
-    "__operators__.add", "__operators__.getitem", "math.add", "math.subtract", "math.multiply",
-    "math.truediv", "math.divide", "math.negative", "math.reduce_mean", "math.reduce_sum",
-    "math.reduce_max", "math.reduce_min", "math.sqrt", "math.square", "math.exp", "math.abs",
-    "nn.relu", "nn.relu6", "nn.softmax", "nn.sigmoid", "nn.tanh", "nn.gelu", "nn.silu",
-    "reshape", "concat", "expand_dims", "squeeze", "transpose", "identity", "compat.v1.transpose",
-})
-
-# Non-layer objects a layer config may carry: initializers, regularizers, constraints,
-# dtype policies, and the serializer's tuple marker.
-OBJECT_CLASSES = frozenset({
-    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "LecunNormal",
-    "LecunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform", "TruncatedNormal",
-    "VarianceScaling", "Zeros",
-    "L1", "L1L2", "L2", "OrthogonalRegularizer",
-    "MaxNorm", "MinMaxNorm", "NonNeg", "RadialConstraint", "UnitNorm",
-    "Policy", "DTypePolicy", "__tuple__",
-})
-
-# `module` values tf_keras itself writes; any other module would be imported by the loader.
-MODULES = frozenset({
-    "keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
-    "keras.mixed_precision", "tf_keras.src.engine.functional", "tf_keras.src.engine.sequential",
-    "tf_keras.src.engine.training", "tf_keras.src.layers.core.tf_op_layer",
-})
-
-# Activation names are looked up in tf_keras' activations module: only its built-ins.
-ACTIVATIONS = frozenset({
-    "elu", "exponential", "gelu", "hard_sigmoid", "linear", "mish", "relu", "selu", "sigmoid",
-    "softmax", "softplus", "softsign", "swish", "silu", "tanh", "relu6", "leaky_relu", "log_softmax",
-})
-ACTIVATION_KEYS = ("activation", "recurrent_activation")
-
 
 @dataclass(frozen=True)
 class ModelFileInfo:
@@ -116,6 +55,11 @@ class ModelFileInfo:
     format: str  # "keras" or "h5"
     keras_version: str
     layers: int
+
+    @property
+    def keras3(self) -> bool:
+        """Saved by Keras 3 (`import keras`): loaded through the bridge in pruning/model/keras3.py."""
+        return keras_major(self.keras_version) >= 3
 
 
 def inspect_model_file(path: str | Path, name: Optional[str] = None) -> ModelFileInfo:
@@ -154,6 +98,22 @@ def inspect_model_file(path: str | Path, name: Optional[str] = None) -> ModelFil
     return _inspect_hdf5(path, name)
 
 
+def saved_by_keras3(path: str | Path) -> bool:
+    """Whether a model file (already checked) says Keras 3 wrote it: a cheap look at its metadata."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in KERAS_SUFFIXES:
+            with zipfile.ZipFile(path) as archive:
+                metadata = _read_json(archive, "metadata.json", path.name)
+            version = str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
+        else:
+            with _open_hdf5(path, path.name) as h5:
+                version = _attr_text(h5, "keras_version", path.name) or ""
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return keras_major(version) >= 3
+
+
 # -- .keras archives -----------------------------------------------------------------------
 def _zip_entry_count(path: Path) -> int:
     """Entries declared in the end-of-central-directory record, read before zipfile parses
@@ -184,9 +144,12 @@ def _inspect_keras(path: Path, name: str) -> ModelFileInfo:
         _check_members(infos, name)
         metadata = _read_json(archive, "metadata.json", name)
         version = str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
-        _check_keras_version(version, name)
+        if not keras_major(version):
+            raise BadInput(f"{name} does not say which Keras saved it: save it again with model.save")
         config = _read_json(archive, "config.json", name)
-        layers = check_model_config(config, name)
+        layers = _check_config(config, version, name)
+        # Keras 3 names weight groups by class like tf_keras does (dense, dense_1, ...)
+        layer_of = lambda parts: _keras_layer_name(config, ["layers"] + parts)  # noqa: E731
         with tempfile.TemporaryFile() as weights:
             try:
                 with archive.open("model.weights.h5") as member:
@@ -199,7 +162,7 @@ def _inspect_keras(path: Path, name: str) -> ModelFileInfo:
             weights.seek(0)
             with _open_hdf5(weights, name) as h5:
                 _check_hdf5_tree(h5, name)
-                _check_finite(h5, "layers", name, lambda parts: _keras_layer_name(config, ["layers"] + parts))
+                _check_finite(h5, "layers", name, layer_of)
     return ModelFileInfo("keras", version, layers)
 
 
@@ -247,13 +210,17 @@ def _parse_json(raw: bytes | str, where: str) -> Any:
         raise BadInput(f"{where} is not valid JSON: save the model again with model.save") from None
 
 
-def _check_keras_version(version: str, name: str) -> None:
-    match = re.match(r"^(\d+)\.", version)
-    if not match:
-        raise BadInput(f"{name} does not say which Keras saved it: save it again with tf_keras (model.save)")
-    if int(match.group(1)) >= 3:
-        raise BadInput(f"{name} was saved by Keras {version}; PruneScope reads Keras 2 (tf_keras) models: "
-                       "re-save it with tf_keras, or upload a .h5 saved by tf_keras")
+def keras_major(version: str) -> int:
+    """The major version in a Keras version string; 0 when it says none."""
+    match = re.match(r"^(\d+)\.", version or "")
+    return int(match.group(1)) if match else 0
+
+
+def _check_config(config: Any, version: str, name: str) -> int:
+    """The config walk of the Keras that wrote the file (the version it states)."""
+    if keras_major(version) >= 3:
+        return check_keras3_config(config, name, version)
+    return check_model_config(config, name)
 
 
 def _snake(class_name: str) -> str:
@@ -285,7 +252,7 @@ def _keras_layer_name(config: Any, parts: list[str]) -> str:
         if found is None:
             names.append(parts[1])
             break
-        names.append(_layer_name(found) or parts[1])
+        names.append(layer_name(found) or parts[1])
         node, parts = found, parts[2:]
     return "/".join(names) or "/".join(parts)
 
@@ -301,19 +268,17 @@ def _open_hdf5(source: Any, name: str) -> h5py.File:
 def _inspect_hdf5(path: Path, name: str) -> ModelFileInfo:
     with _open_hdf5(path, name) as h5:
         _check_hdf5_tree(h5, name)
-        version = _attr_text(h5, "keras_version", name)
-        if version and re.match(r"^\d+\.", version):  # old Keras 2 files may not say
-            _check_keras_version(version, name)
+        version = _attr_text(h5, "keras_version", name) or ""  # old Keras 2 files may not say
         raw = _attr_text(h5, "model_config", name)
         if raw is None:
             raise BadInput(f"{name} holds weights only, no model config: save the whole model with "
                            "model.save('model.h5'), not save_weights")
         config = _parse_json(raw, f"{name}: model_config")
-        layers = check_model_config(config, name)
+        layers = _check_config(config, version, name)
         if "model_weights" not in h5:
             raise BadInput(f"{name} has a model config but no weights: save the whole model with model.save")
         _check_finite(h5, "model_weights", name, lambda parts: parts[0])
-    return ModelFileInfo("h5", version or "", layers)
+    return ModelFileInfo("h5", version, layers)
 
 
 def _attr_text(h5: h5py.File, key: str, name: str) -> Optional[str]:
@@ -390,87 +355,3 @@ def _check_finite(h5: h5py.File, root: str, name: str, layer_of) -> None:
             layer = layer_of(path.split("/"))
             raise BadInput(f"layer {layer} of {name} has NaN or Inf weights: retrain or repair that layer, "
                            "then save the model again")
-
-
-# -- the model config ----------------------------------------------------------------------
-def _layer_name(obj: dict) -> Optional[str]:
-    config = obj.get("config")
-    if isinstance(config, dict) and isinstance(config.get("name"), str):
-        return config["name"]
-    return obj.get("name") if isinstance(obj.get("name"), str) else None
-
-
-def check_model_config(config: Any, name: str) -> int:
-    """Every class in the config on the allowlist, the root a Sequential or functional
-    model; returns how many layers it has. Refusals name the layer."""
-    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        raise BadInput(f"{name} has no model config: save a Sequential or functional model with model.save")
-    root = config["class_name"]
-    if root not in MODEL_CLASSES or not _lists_layers(config):
-        raise BadInput(f"{name} is a subclassed model ({root[:80]}), which cannot be loaded safely: rebuild it "
-                       "as a Sequential or functional model and save it again")
-    counts = {"objects": 0, "layers": 0}
-    _walk(config, name, "model", counts)
-    return counts["layers"]
-
-
-def _lists_layers(obj: dict) -> bool:
-    config = obj.get("config")
-    return isinstance(config, list) or (isinstance(config, dict) and isinstance(config.get("layers"), list))
-
-
-def _walk(obj: Any, name: str, where: str, counts: dict[str, int], depth: int = 0) -> None:
-    counts["objects"] += 1
-    if counts["objects"] > MAX_CONFIG_OBJECTS or depth > 200:
-        raise BadInput(f"{name}'s model config is too large or too deeply nested: save a simpler model")
-    if isinstance(obj, list):
-        for item in obj:
-            _walk(item, name, where, counts, depth + 1)
-        return
-    if not isinstance(obj, dict):
-        return
-    if "class_name" in obj:
-        where = _check_class(obj, name, where, counts)
-    for key, value in obj.items():
-        if key == "compile_config":  # never deserialized: models load with compile=False
-            continue
-        if key in ACTIVATION_KEYS and isinstance(value, str) and value not in ACTIVATIONS:
-            raise BadInput(f"layer {where} of {name} uses activation {value[:80]!r}, which is not a built-in "
-                           "Keras activation: use a built-in one and save again")
-        _walk(value, name, where, counts, depth + 1)
-
-
-def _check_class(obj: dict, name: str, where: str, counts: dict[str, int]) -> str:
-    cls = obj["class_name"]
-    if not isinstance(cls, str):
-        raise BadInput(f"{name} has a malformed model config near layer {where}: save the model again")
-    layer = _layer_name(obj) or where
-    module, registered = obj.get("module"), obj.get("registered_name")
-    if registered is not None and registered != cls:
-        raise BadInput(f"layer {layer} of {name} is a custom object ({str(registered)[:80]}): custom objects "
-                       "are refused, rebuild the model with built-in Keras layers")
-    if module is not None and module not in MODULES:
-        raise BadInput(f"layer {layer} of {name} comes from the unknown module {str(module)[:80]!r}: "
-                       "rebuild the model with built-in Keras layers")
-    if cls == "Lambda":
-        raise BadInput(f"layer {layer} of {name} is a Lambda layer, which runs arbitrary Python code: "
-                       "replace it with built-in layers and save again")
-    if cls in ("TFOpLambda", "SlicingOpLambda"):
-        function = (obj.get("config") or {}).get("function") if isinstance(obj.get("config"), dict) else None
-        if function not in TF_OP_FUNCTIONS:
-            raise BadInput(f"layer {layer} of {name} calls the TensorFlow function {str(function)[:80]!r}, "
-                           "which is not allowed: express it with built-in Keras layers")
-        counts["layers"] += 1
-        return layer
-    if cls in MODEL_CLASSES:
-        if not _lists_layers(obj):
-            raise BadInput(f"layer {layer} of {name} is a subclassed model ({cls}): rebuild it as a "
-                           "Sequential or functional model")
-        return layer
-    if cls in LAYER_CLASSES:
-        counts["layers"] += 1
-        return layer
-    if cls in OBJECT_CLASSES:
-        return where
-    raise BadInput(f"layer {layer} of {name} uses {cls[:80]!r}, which is not a built-in tf_keras layer: "
-                   "custom objects are refused, rebuild the model with built-in layers")

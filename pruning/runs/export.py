@@ -100,6 +100,13 @@ def export_keras(run: Run, out: str | Path, store: Optional[RunStore] = None) ->
     return write_atomic(out, lambda tmp: tmp.write_bytes(source.read_bytes()))
 
 
+def export_keras3(run: Run, out: str | Path, store: Optional[RunStore] = None) -> Path:
+    """The pruned model as a Keras 3 `.keras` (pruning/model/keras3.py), proven on the test split."""
+    from ..model.keras3 import write_pruned
+
+    return write_pruned(_model_file(run), out, run.prune_spec(), "keras3")
+
+
 # -- TFLite ---------------------------------------------------------------------------------
 def convert_tflite(model) -> bytes:
     """A float32 TFLite flatbuffer of a Keras model (no quantisation: the numbers stay comparable)."""
@@ -281,6 +288,7 @@ def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None) -> pd.Data
 # Format name -> exporter; the CLI's --format choices come from here.
 EXPORTERS: dict[str, Callable[..., Any]] = {
     "keras": export_keras,
+    "keras3": export_keras3,
     "tflite": export_tflite,
     "recipe": export_recipe,
 }

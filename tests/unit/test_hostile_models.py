@@ -163,9 +163,11 @@ def build_hostile(folder: Path, canary: Path, good: dict[str, Path]) -> list[tup
     bomb = write_zip(folder / "zip_bomb.keras", list(files.items()))
     add(patch_declared_size(bomb, "model.weights.h5", 0xFFFFFFF0), "unpacks to 4.0 GiB, over the 2 GiB limit")
 
-    # configs: Keras 3, custom and subclassed classes, unknown modules, code by name
-    add(edit_config(K, folder / "keras3.keras", lambda m: m.update(keras_version="3.4.1"), "metadata.json"), "saved by Keras 3.4.1")
-    add(copy_h5(H, folder / "keras3.h5", lambda h5: h5.attrs.__setitem__("keras_version", "3.4.1")), "saved by Keras 3.4.1")
+    # configs: a Keras 2 config claiming Keras 3, custom and subclassed classes, unknown modules, code by name
+    add(edit_config(K, folder / "keras3.keras", lambda m: m.update(keras_version="3.4.1"), "metadata.json"),
+        "is a tf_keras class, but the file says Keras 3.4.1 saved it")
+    add(copy_h5(H, folder / "keras3.h5", lambda h5: h5.attrs.__setitem__("keras_version", "3.4.1")),
+        "has Keras 2 inbound_nodes, but the file says Keras 3.4.1 saved it")
 
     @keras.saving.register_keras_serializable(package="Evil")
     class EvilDense(keras.layers.Dense):
@@ -246,6 +248,94 @@ def build_hostile(folder: Path, canary: Path, good: dict[str, Path]) -> list[tup
         path = folder / name
         path.write_bytes(data)
         add(path, fragment)
+    return cases + build_hostile_keras3(folder, canary)
+
+
+def keras3_lambda_model(canary: Path):
+    """A Keras 3 model whose Lambda writes `canary` when called (Keras 3 runs it when it loads
+    the file with safe_mode=False); building calls it, so the canary is removed here."""
+    k3 = keras3()
+    L = k3.layers
+    # the path is a constant of the code itself: Keras 3 cannot restore a lambda's default arguments
+    code = eval(f"lambda x: (open({str(canary)!r}, 'w').write('ran'), x)[1]")  # noqa: S307
+    evil = L.Lambda(code, name="evil")
+    inputs = k3.Input((6,))
+    model = k3.Model(inputs, L.Dense(4, name="out")(evil(inputs)))
+    assert canary.exists()
+    canary.unlink()
+    return model
+
+
+def keras3():
+    from pruning.model.keras3 import keras3 as bridge
+
+    return bridge()
+
+
+def build_hostile_keras3(folder: Path, canary: Path) -> list[tuple[Path, str]]:
+    """Files written by Keras 3 (`import keras`), refused like their Keras 2 counterparts."""
+    k3 = keras3()
+    L = k3.layers
+    cases: list[tuple[Path, str]] = []
+
+    def add(path: Path, fragment: str) -> None:
+        cases.append((path, fragment))
+
+    plain = k3.Sequential([k3.Input((6,)), L.Dense(5, name="hidden"), L.Dense(3, name="out")], name="plain")
+    K3 = save(plain, folder / "k3_plain.keras")
+    H3 = save(plain, folder / "k3_plain.h5")
+    lam = keras3_lambda_model(canary)
+    add(save(lam, folder / "k3_lambda.keras"), "layer evil of k3_lambda.keras is a Lambda layer")
+    add(save(lam, folder / "k3_lambda.h5"), "layer evil of k3_lambda.h5 is a Lambda layer")
+    add(edit_config(K3, folder / "k3_lambda_activation.keras", lambda c: first_layer(c, "Dense")["config"].update(
+        activation={"class_name": "__lambda__", "config": {"code": "ZXZpbA==", "defaults": None, "closure": None}})),
+        "layer hidden of k3_lambda_activation.keras holds a serialized Python function (__lambda__)")
+    add(edit_config(K3, folder / "k3_function.keras", lambda c: first_layer(c, "Dense")["config"].update(
+        activation={"module": "builtins", "class_name": "function", "config": "eval", "registered_name": "function"})),
+        "layer hidden of k3_function.keras holds a serialized Python function (function)")
+
+    @k3.saving.register_keras_serializable(package="Evil3")
+    class EvilDense3(L.Dense):
+        pass
+
+    add(save(k3.Sequential([k3.Input((6,)), EvilDense3(4, name="mine")]), folder / "k3_custom.keras"),
+        "layer mine of k3_custom.keras is a custom object (Evil3>EvilDense3)")
+    add(edit_config(K3, folder / "k3_registered.keras", lambda c: first_layer(c, "Dense").update(registered_name="Evil>Dense")),
+        "layer hidden of k3_registered.keras is a custom object (Evil>Dense)")
+    add(edit_config(K3, folder / "k3_module.keras", lambda c: first_layer(c, "Dense").update(module="os")),
+        "layer hidden of k3_module.keras comes from the module 'os'")
+    add(edit_config(K3, folder / "k3_dtype_module.keras", lambda c: first_layer(c, "Dense")["config"]["dtype"].update(
+        module="subprocess")), "layer hidden of k3_dtype_module.keras comes from the module 'subprocess'")
+    add(edit_config(K3, folder / "k3_unknown_class.keras", lambda c: first_layer(c, "Dense").update(class_name="TextVectorization")),
+        "uses 'TextVectorization', which PruneScope cannot rebuild from Keras")
+    inputs = k3.Input((6,))
+    ops_model = k3.Model(inputs, L.Dense(3, name="out")(k3.ops.relu(inputs)))
+    add(save(ops_model, folder / "k3_ops.keras"), "from the module 'keras.src.ops.nn'")
+
+    class Subclassed3(k3.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = L.Dense(4)
+
+        def call(self, x):
+            return self.dense(x)
+
+    sub = Subclassed3()
+    sub(np.zeros((1, 6), np.float32))
+    add(save(sub, folder / "k3_subclassed.keras"), "k3_subclassed.keras is a subclassed model (Subclassed3)")
+    add(edit_keras_weights(K3, folder / "k3_external.keras", lambda h5: h5.__setitem__(
+        "leak", h5py.ExternalLink("/etc/passwd", "/"))), "HDF5 external link to /etc/passwd at /leak")
+    add(copy_h5(H3, folder / "k3_external.h5", lambda h5: h5["model_weights"].__setitem__(
+        "leak", h5py.ExternalLink("/etc/passwd", "/"))), "HDF5 external link to /etc/passwd at /model_weights/leak")
+    bomb = write_zip(folder / "k3_bomb.keras", list(members(K3).items()))
+    add(patch_declared_size(bomb, "model.weights.h5", 0xFFFFFFF0), "unpacks to 4.0 GiB, over the 2 GiB limit")
+    add(write_zip(folder / "k3_extra.keras", [*members(K3).items(), ("assets/x.so", b"\x7fELF")]),
+        "unexpected archive member 'assets/x.so'")
+    renamed = folder / "k3_renamed.h5"
+    renamed.write_bytes(K3.read_bytes())
+    add(renamed, "k3_renamed.h5 is a zip archive, not HDF5: rename it to .keras")
+    add(edit_keras_weights(K3, folder / "k3_nan.keras", lambda h5: h5["layers/dense_1/vars/0"].__setitem__(0, np.nan)),
+        "layer out of k3_nan.keras has NaN or Inf weights")
     return cases
 
 
@@ -258,6 +348,7 @@ def hostile(tmp_path_factory, canary, good) -> list[tuple[Path, str]]:
 
 def test_at_least_25_hostile_files_each_refused_in_one_line(hostile, canary):
     assert len(hostile) >= 25
+    assert sum(1 for path, _ in hostile if path.name.startswith("k3_")) == 17
     for path, fragment in hostile:
         with pytest.raises(BadInput) as caught:
             inspect_model_file(path)
@@ -281,6 +372,11 @@ def test_the_lambda_files_really_run_code_when_keras_loads_them(tmp_path):
     renamed.write_bytes(h5.read_bytes())
     keras.models.load_model(renamed, compile=False, safe_mode=True)
     assert ran.exists()
+    ran.unlink()
+    k3 = keras3()  # Keras 3 runs its Lambda too once safe mode is off: the check must not rely on it
+    path = save(keras3_lambda_model(ran), tmp_path / "k3_lambda.keras")
+    k3.saving.load_model(path, compile=False, safe_mode=False)
+    assert ran.exists()
 
 
 def test_load_model_file_checks_before_keras(hostile, canary, monkeypatch):
@@ -290,6 +386,7 @@ def test_load_model_file_checks_before_keras(hostile, canary, monkeypatch):
 
     called = []
     monkeypatch.setattr(baselines.keras.models, "load_model", lambda *a, **k: called.append(a))
+    monkeypatch.setattr(keras3().saving, "load_model", lambda *a, **k: called.append(a))
     for path, fragment in hostile:
         if path.suffix not in (".keras", ".h5"):
             continue
@@ -359,3 +456,42 @@ def test_upload_name_is_shown_but_the_stored_suffix_is_checked(tmp_path):
     stored.write_bytes(b"\x00" * 64)
     with pytest.raises(BadInput, match=r"^my model\.h5 is not a \.keras archive \(no zip header\)"):
         inspect_model_file(stored, "my model.h5")
+
+
+def test_layers_tf_keras_itself_defines_pass_and_load(tmp_path):
+    """keras.applications' own layers (ConvNeXt's LayerScale, InceptionResNetV2's CustomScaleLayer)
+    and TensorFlow's initializers (EfficientNetV2's tf.constant_initializer) are not custom code."""
+    from tf_keras.src.applications.convnext import LayerScale
+    from tf_keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    from pruning._keras import keras, tf
+    from pruning.model.baselines import load_model_file
+    from pruning.specs import ModelRef
+
+    L = keras.layers
+    inputs = L.Input((4, 4, 8))
+    x = L.Dense(8, name="dense", bias_initializer=tf.constant_initializer(0.1))(inputs)
+    x = LayerScale(0.5, 8, name="layer_scale")(x)
+    x = CustomScaleLayer(0.2, name="custom_scale")([inputs, x])
+    model = keras.Model(inputs, L.Dense(3, name="head")(L.Flatten()(x)))
+    sample = np.random.default_rng(0).normal(size=(5, 4, 4, 8)).astype(np.float32)
+    for suffix in (".keras", ".h5"):
+        path = save(model, tmp_path / f"library{suffix}")
+        assert inspect_model_file(path).layers == 6
+        loaded = load_model_file(ModelRef.parse(str(path)))
+        np.testing.assert_allclose(loaded(sample).numpy(), model(sample).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("family,side", [("ConvNeXtTiny", 32), ("InceptionResNetV2", 75), ("EfficientNetV2B0", 32)])
+def test_keras_applications_families_pass_the_check(tmp_path, family, side):
+    """The three families refused before (issue 15), built by tf_keras with random weights.
+    Loading them is the test above on their layers: a full load of these takes minutes on 2 cores."""
+    from pruning._keras import keras
+
+    model = getattr(keras.applications, family)(weights=None, input_shape=(side, side, 3), classes=10)
+    info = inspect_model_file(save(model, tmp_path / f"{family}.keras"))
+
+    def configured(layers) -> int:  # a nested Sequential's config also lists its InputLayer
+        return sum(configured(l.layers) + 1 if isinstance(l, keras.Model) else 1 for l in layers)
+
+    assert info.layers == configured(model.layers)
