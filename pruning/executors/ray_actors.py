@@ -20,7 +20,13 @@ import pandas as pd
 
 from ..errors import BadInput
 from ..paths import home
-from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
+from ..reports import (
+    BaselineReport,
+    PruneReport,
+    SensitivityReport,
+    SweepReport,
+    SweepRows,
+)
 from ..specs import (
     DataRef,
     ModelRef,
@@ -31,7 +37,6 @@ from ..specs import (
     SweepSpec,
     file_sha256,
 )
-from .assembly import SweepRows
 from .errors import Cancelled, WorkerDied, decode_error, encode_error
 from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
 from .operations import OPERATIONS, Operation, run_operation

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-import pandas as pd
-
 from ..errors import BadInput
 from ..methods import Method, get_method
-from ..reports import DERIVED_KEYS, ROW_KEYS, SweepReport, derive, wilson_interval
+from ..reports import (
+    DERIVED_KEYS,
+    ROW_KEYS,
+    SweepReport,
+    SweepRows,
+    derive,
+    wilson_interval,
+)
 from ..specs import METRIC_KEYS, PointFn, ProgressFn, SweepSpec
 from .prune import prune_once, row_timing
 
@@ -36,47 +40,28 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
         raise ValueError("the workbench holds a different model or dataset than the sweep spec")
     methods = check_methods(spec)  # every name checked before any work starts
     bench.select(spec.layers)  # unknown layer names fail before any work starts
-    done = {(str(r["method"]), float(r["target_sparsity"])): dict(r) for r in resume}
-    start = time.perf_counter()
+    rows = SweepRows(spec, resume, on_point, on_progress)
     baseline = dict(bench.baseline_metrics(spec.point(spec.methods[0], 0.0)))
-    points = spec.points()
-    rows: list[dict[str, Any]] = []
-    skipped: dict[str, str] = {}
-    resumed = 0
+    rows.replay()
     fd, tmp = tempfile.mkstemp(suffix=".keras", prefix="sweep-point-")
     os.close(fd)
     try:
-        for i, (name, rate) in enumerate(points):
-            if name in skipped:
+        for i, name, rate in rows.todo():
+            if name in rows.failed:
                 continue
-            if (name, rate) in done:
-                row, resumed = done[(name, rate)], resumed + 1
-            else:
-                try:
-                    row = _run_point(bench, spec, methods[name], rate, baseline, Path(tmp))
-                except BadInput as exc:
-                    # a method that cannot prune this model (no BatchNorm, no LSTM, ...) must
-                    # not cost the other methods their curves: skip it and say why
-                    skipped[name] = str(exc)
-                    bench.reset()
-                    continue
-            rows.append(row)
-            if on_point:
-                on_point(dict(row))
-            if on_progress:
-                on_progress((i + 1) / len(points),
-                            f"{name} at {rate:.0%}: accuracy {row['accuracy']:.2%} ({i + 1}/{len(points)} points)")
+            try:
+                row = _run_point(bench, spec, methods[name], rate, baseline, Path(tmp))
+            except BadInput as exc:
+                # a method that cannot prune this model (no BatchNorm, no LSTM, ...) must
+                # not cost the other methods their curves: skip it and say why
+                rows.skip(i, str(exc))
+                bench.reset()
+                continue
+            rows.add(i, row)
     finally:
         bench.reset()
         Path(tmp).unlink(missing_ok=True)
-    if not rows and skipped:
-        raise BadInput("; ".join(skipped.values()))
-    frame = pd.DataFrame(rows, columns=list(ROW_KEYS))
-    timing = {key: float(frame[f"{key}_s"].sum()) for key in ("prune", "finetune", "evaluate", "measure")}
-    timing.update(total=time.perf_counter() - start, points=len(points), resumed=resumed)
-    return SweepReport(spec=spec, baseline=baseline, rows=frame, timing_s=timing,
-                       n_test=int(len(bench.dataset.y_test)), environment=dict(bench.env),
-                       notes=tuple(f"{name} skipped: {why}" for name, why in skipped.items()))
+    return rows.report(baseline, int(len(bench.dataset.y_test)), bench.env)
 
 
 def check_methods(spec: SweepSpec) -> dict[str, Method]:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pruning.errors import BadInput
-from pruning.executors import assembly, errors, jobs, operations
+from pruning.executors import errors, jobs, operations
 from pruning.executors.base import Executor
 from pruning.executors.errors import Cancelled, WorkerError, decode_error, encode_error
 from pruning.executors.inline import InlineExecutor
@@ -26,7 +26,7 @@ from pruning.executors.operations import OPERATIONS, get_operation, run_operatio
 from pruning.executors.ray_actors import RAY_OPERATIONS, RayExecutor
 from pruning.executors.wire import dumps
 from pruning.executors.worker import WorkerExecutor
-from pruning.reports import ROW_KEYS
+from pruning.reports import ROW_KEYS, SweepRows
 from pruning.specs import DataRef, ModelRef, PruneSpec, SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def sweep_spec() -> SweepSpec:
 def test_rows_in_any_order_give_the_point_order_and_a_skipped_method_its_note():
     spec = sweep_spec()
     seen, progress = [], []
-    rows = assembly.SweepRows(spec, resume=[row("magnitude", 0.0)], on_point=seen.append,
+    rows = SweepRows(spec, resume=[row("magnitude", 0.0)], on_point=seen.append,
                               on_progress=lambda f, m: progress.append(f))
     assert [(m, r) for _, m, r in rows.todo()] == spec.points()[1:]
     rows.replay()
@@ -144,7 +144,7 @@ def test_rows_in_any_order_give_the_point_order_and_a_skipped_method_its_note():
 
 
 def test_a_sweep_whose_every_method_was_skipped_is_bad_input():
-    rows = assembly.SweepRows(sweep_spec())
+    rows = SweepRows(sweep_spec())
     rows.skip(0, "no BatchNorm layer")
     rows.skip(3, "no LSTM layer")
     with pytest.raises(BadInput, match="no BatchNorm layer; no LSTM layer"):
