@@ -4,7 +4,6 @@ Used by tests and the CLI (and the app with PRUNESCOPE_EXECUTOR=inline); one job
 """
 from __future__ import annotations
 
-import itertools
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional
@@ -20,7 +19,7 @@ from ..specs import (
     SweepSpec,
 )
 from .errors import Cancelled
-from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .jobs import Job, JobBook, label, prune_label, sensitivity_label, sweep_label
 from .operations import describe
 
 POLL_S = 0.2  # how often a job waiting for the engine checks whether it was cancelled
@@ -44,45 +43,28 @@ class InlineExecutor:
 
         self.engine = Engine(capacity)
         self.lock = threading.RLock()  # re-entrant: a callback may call this executor again
-        self._jobs: list[Job] = []  # in arrival order; the running one is marked by its state
-        self._jobs_lock = threading.Lock()
-        self._ids = itertools.count(1)
+        self.jobs = JobBook()
 
     # -- the queue ---------------------------------------------------------------------------------
     def pending(self) -> list[Job]:
         """The running job (if any) first, then the waiting ones in order."""
-        with self._jobs_lock:
-            return sorted(self._jobs, key=lambda job: job.state != "running")  # stable: order kept
+        return self.jobs.pending()
 
     def cancel(self, job_id: Optional[int] = None) -> bool:
         """Cancel job `job_id`, or every pending job when None; False if there was none to cancel."""
-        with self._jobs_lock:
-            jobs = [job for job in self._jobs if job_id is None or job.id == job_id]
-            for job in jobs:
-                job.cancel_requested = True
-        return bool(jobs)
+        return self.jobs.cancel(job_id)
 
     @contextmanager
     def _job(self, kind: str, name: str) -> Iterator[Job]:
-        job = Job(id=next(self._ids), kind=kind, label=name)
-        with self._jobs_lock:
-            self._jobs.append(job)
-        try:
+        with self.jobs.track(kind, name) as job:
             while not self.lock.acquire(timeout=POLL_S):
                 if job.cancel_requested:
                     raise Cancelled(f"{name} was cancelled while it waited in the queue")
             try:
                 job.state = "running"
                 yield job
-                job.state = "done"
             finally:
                 self.lock.release()
-        except BaseException:
-            job.state = "cancelled" if job.cancel_requested else "failed"
-            raise
-        finally:
-            with self._jobs_lock:
-                self._jobs.remove(job)
 
     @staticmethod
     def _checked(job: Job, callback: Optional[Any]) -> Any:

@@ -4,8 +4,11 @@
 """
 from __future__ import annotations
 
+import itertools
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..specs import DataRef, ModelRef, PruneSpec
 
@@ -26,6 +29,45 @@ class Job:
     label: str
     state: str = "queued"  # queued -> running -> done | failed | cancelled
     cancel_requested: bool = False
+
+
+class JobBook:
+    """The jobs one executor holds now, safe across threads: what `pending()` lists and
+    `cancel()` flags (the job's own thread acts on the flag)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[Job] = []  # in arrival order
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def pending(self) -> list[Job]:
+        """The running jobs first, then the waiting ones, each in arrival order."""
+        with self._lock:
+            return sorted(self._jobs, key=lambda job: job.state != "running")  # stable: order kept
+
+    def cancel(self, job_id: Optional[int] = None) -> bool:
+        """Flag job `job_id`, or every job when None; False if there was none to cancel."""
+        with self._lock:
+            jobs = [job for job in self._jobs if job_id is None or job.id == job_id]
+            for job in jobs:
+                job.cancel_requested = True
+        return bool(jobs)
+
+    @contextmanager
+    def track(self, kind: str, name: str, state: str = "queued") -> Iterator[Job]:
+        """A new job, listed until the block ends: `done`, or `cancelled`/`failed` on an error."""
+        job = Job(id=next(self._ids), kind=kind, label=name, state=state)
+        with self._lock:
+            self._jobs.append(job)
+        try:
+            yield job
+            job.state = "done"
+        except BaseException:
+            job.state = "cancelled" if job.cancel_requested else "failed"
+            raise
+        finally:
+            with self._lock:
+                self._jobs.remove(job)
 
 
 def label(kind: str, model: ModelRef, data: DataRef, detail: str = "") -> str:

@@ -6,15 +6,13 @@ points reach `on_point` in the calling thread as they finish. `ray` is imported 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import os
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 
@@ -38,7 +36,7 @@ from ..specs import (
     file_sha256,
 )
 from .errors import Cancelled, WorkerDied, decode_error, encode_error
-from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .jobs import Job, JobBook, label, prune_label, sensitivity_label, sweep_label
 from .operations import OPERATIONS, Operation, run_operation
 from .wire import dumps, from_wire
 
@@ -173,8 +171,7 @@ class RayExecutor:
         self._lock = threading.RLock()
         self._actors: list = []
         self._blobs: dict[str, Any] = {}  # sha256 -> ObjectRef of the file's bytes (put once)
-        self._jobs: list[Job] = []  # calls running now, in the order they began
-        self._ids = itertools.count(1)
+        self.jobs = JobBook()  # calls running now, in the order they began
         self._device: Optional[dict[str, Any]] = None
 
     # -- the cluster ---------------------------------------------------------------------------
@@ -230,32 +227,15 @@ class RayExecutor:
     # -- the jobs ------------------------------------------------------------------------------------
     def pending(self) -> list[Job]:
         """The calls running now (each on the pool at once: none waits in a queue of ours)."""
-        with self._lock:
-            return list(self._jobs)
+        return self.jobs.pending()
 
     def cancel(self, job_id: Optional[int] = None) -> bool:
         """Cancel job `job_id`, or every running one when None: its outstanding Ray tasks are
         cancelled, finished points kept. False if there was none to cancel."""
-        with self._lock:
-            jobs = [job for job in self._jobs if job_id is None or job.id == job_id]
-            for job in jobs:
-                job.cancel_requested = True
-        return bool(jobs)
+        return self.jobs.cancel(job_id)
 
-    @contextmanager
-    def _job(self, kind: str, name: str) -> Iterator[Job]:
-        job = Job(id=next(self._ids), kind=kind, label=name, state="running")
-        with self._lock:
-            self._jobs.append(job)
-        try:
-            yield job
-            job.state = "done"
-        except BaseException:
-            job.state = "cancelled" if job.cancel_requested else "failed"
-            raise
-        finally:
-            with self._lock:
-                self._jobs.remove(job)
+    def _job(self, kind: str, name: str):
+        return self.jobs.track(kind, name, state="running")
 
     # -- running calls ---------------------------------------------------------------------------
     def _blobs_for(self, model: ModelRef, data: DataRef) -> tuple:
