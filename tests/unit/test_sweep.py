@@ -169,3 +169,17 @@ def test_a_method_that_cannot_prune_the_model_is_skipped_with_a_note(engine, tin
     assert len(report.notes) == 1 and report.notes[0].startswith("lstm-units skipped: ")
     with pytest.raises(BadInput, match="lstm-units"):
         engine.sweep(SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("lstm-units",), sparsities=(0.5,)))
+
+
+def test_a_structured_method_after_masks_starts_from_the_dense_model(engine, tiny_refs):
+    # the sweep used to hand filters-l1 the working model still masked by the last magnitude
+    # point: filters-l1 at 0 % then "measured" 90 % sparsity and the masked model's accuracy
+    spec = SweepSpec(model=tiny_refs[0], data=tiny_refs[1], methods=("magnitude", "filters-l1"),
+                     sparsities=(0.0, 0.9))
+    rows = engine.sweep(spec).rows.set_index(["method", "target_sparsity"])
+    single = engine.prune(spec.point("filters-l1", 0.0))
+    assert rows.loc[("magnitude", 0.9), "sparsity"] == layer_zeros(0.9) / sum(SIZES.values())
+    assert rows.loc[("filters-l1", 0.0), "sparsity"] == 0.0 == single.sparsity
+    assert rows.loc[("filters-l1", 0.0), "accuracy"] == rows.loc[("magnitude", 0.0), "accuracy"] \
+        == single.pruned["accuracy"]
+    assert rows.loc[("filters-l1", 0.0), "nonzero_params"] == single.pruned["nonzero_params"]
