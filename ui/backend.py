@@ -180,7 +180,7 @@ def plan(report: SensitivityReport, target: Optional[float] = None, budget: Opti
 @st.cache_data(show_spinner=False)
 def scan_methods() -> list[str]:
     """Methods a sensitivity scan can use: masks, one layer at a time, nothing trained."""
-    return [m.name for m in METHODS.values() if m.granularity != "structured" and "training" not in m.needs]
+    return [m.name for m in METHODS.values() if m.masks_only]
 
 
 # -- run history, export and reports (pruning.runs.history, export, report) ------------------

@@ -260,3 +260,14 @@ def test_tensorflow_chains_follow_imports_into_our_modules():
 def test_pages_reach_no_tensorflow_at_import_time(page):
     chains = tensorflow_chains(page, page.stem)
     assert chains == [], "\n".join(chains)
+
+
+DATA_MODULES = ("pruning.specs", "pruning.reports", "pruning.plan", "pruning.plain", "pruning.errors",
+                "pruning.paths")
+
+
+@pytest.mark.parametrize("module", DATA_MODULES)
+def test_data_modules_import_no_tensorflow(module):
+    # DESIGN §1: plain data at the top, cheap to import in the Streamlit process and the CLI
+    chains = tensorflow_chains(MODULES[module], module)
+    assert chains == [], "\n".join(chains)
