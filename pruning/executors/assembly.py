@@ -10,7 +10,8 @@ from typing import Any, Iterable, Mapping, Optional
 import pandas as pd
 
 from ..errors import BadInput
-from ..reports import ROW_KEYS, SweepReport
+from ..measure.tasks import TASKS
+from ..reports import SweepReport, row_keys
 from ..specs import PointFn, ProgressFn, SweepSpec
 
 TIMED_STAGES = ("prune", "finetune", "evaluate", "measure")  # each row's `<stage>_s`, summed
@@ -55,18 +56,19 @@ class SweepRows:
         if self._counts(i):
             self.failed[name] = (i, why)
 
-    def report(self, baseline: Mapping[str, float], n_test: int, environment: Mapping[str, str]) -> SweepReport:
+    def report(self, baseline: Mapping[str, float], n_test: int, environment: Mapping[str, str],
+               task: str = "multiclass") -> SweepReport:
         """The SweepReport of every kept row; BadInput when every method was skipped."""
         kept = [self.rows[i] for i in sorted(self.rows) if self._counts(i)]
         if not kept and self.failed:
             raise BadInput("; ".join(why for _, why in self.failed.values()))
-        frame = pd.DataFrame(kept, columns=list(ROW_KEYS))
+        frame = pd.DataFrame(kept, columns=list(row_keys(task)))
         timing = {key: float(frame[f"{key}_s"].sum()) for key in TIMED_STAGES}
         timing.update(total=time.perf_counter() - self.start, points=len(self.points),
                       resumed=sum(1 for point in self.points if point in self.resumed))
         return SweepReport(spec=self.spec, baseline=dict(baseline), rows=frame, timing_s=timing, n_test=n_test,
                            environment=dict(environment),
-                           notes=tuple(f"{name} skipped: {why}" for name, (_, why) in self.failed.items()))
+                           notes=tuple(f"{name} skipped: {why}" for name, (_, why) in self.failed.items()), task=task)
 
     def _counts(self, i: int) -> bool:
         """Whether point `i` is before its method's first failure (or the method never failed)."""
@@ -80,5 +82,10 @@ class SweepRows:
         if self.on_progress:
             name, rate = self.points[i]
             done, total = len(self.rows), len(self.points)
-            self.on_progress(done / total, f"{name} at {rate:.0%}: accuracy {row['accuracy']:.2%} "
+            self.on_progress(done / total, f"{name} at {rate:.0%}: {task_of(row).show(row)} "
                                            f"({done}/{total} points)")
+
+
+def task_of(row: Mapping[str, Any]):
+    """The task whose headline metric a row carries (rows arrive before the report names it)."""
+    return next((task for task in TASKS.values() if task.metric in row), TASKS["multiclass"])

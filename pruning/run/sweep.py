@@ -15,8 +15,9 @@ import pandas as pd
 
 from ..errors import BadInput
 from ..methods import Method, get_method
-from ..reports import DERIVED_KEYS, ROW_KEYS, SweepReport, derive, wilson_interval
-from ..specs import METRIC_KEYS, PointFn, ProgressFn, SweepSpec
+from ..measure.tasks import get_task
+from ..reports import SweepReport, derive, derived_keys, metric_keys, row_keys, wilson_interval
+from ..specs import PointFn, ProgressFn, SweepSpec
 from .prune import prune_once, row_timing
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:
     """Prune and measure every (method, rate) of `spec` on `bench`, streaming rows as they finish.
 
-    `on_point(row)` gets each finished row (a flat dict with the ROW_KEYS) at once, so a page
+    `on_point(row)` gets each finished row (a flat dict with the task's `row_keys`) at once, so a page
     can grow its chart and a store can save the point. `resume` takes rows of an earlier,
     interrupted run of the same spec: those points are re-emitted, not recomputed.
     """
@@ -43,6 +44,7 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     resumed = 0
+    metric, task = bench.task.metric, bench.task.name
     fd, tmp = tempfile.mkstemp(suffix=".keras", prefix="sweep-point-")
     os.close(fd)
     try:
@@ -65,18 +67,18 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
                 on_point(dict(row))
             if on_progress:
                 on_progress((i + 1) / len(points),
-                            f"{name} at {rate:.0%}: accuracy {row['accuracy']:.2%} ({i + 1}/{len(points)} points)")
+                            f"{name} at {rate:.0%}: {get_task(task).show(row)} ({i + 1}/{len(points)} points)")
     finally:
         bench.reset()
         Path(tmp).unlink(missing_ok=True)
     if not rows and skipped:
         raise BadInput("; ".join(skipped.values()))
-    frame = pd.DataFrame(rows, columns=list(ROW_KEYS))
+    frame = pd.DataFrame(rows, columns=list(row_keys(task)))
     timing = {key: float(frame[f"{key}_s"].sum()) for key in ("prune", "finetune", "evaluate", "measure")}
     timing.update(total=time.perf_counter() - start, points=len(points), resumed=resumed)
     return SweepReport(spec=spec, baseline=baseline, rows=frame, timing_s=timing,
                        n_test=int(len(bench.dataset.y_test)), environment=dict(bench.env),
-                       notes=tuple(f"{name} skipped: {why}" for name, why in skipped.items()))
+                       notes=tuple(f"{name} skipped: {why}" for name, why in skipped.items()), task=task)
 
 
 def check_methods(spec: SweepSpec) -> dict[str, Method]:
@@ -95,19 +97,24 @@ def _run_point(bench: "Workbench", spec: SweepSpec, method: Method, rate: float,
     done = prune_once(bench, spec.point(method.name, rate), tmp, method=method)
     metrics = dict(done.metrics, base_latency_ms=done.baseline["latency_ms"])
     return _row(method.name, rate, done.sparsity, metrics, baseline, len(bench.dataset.y_test),
-                spec.finetune_epochs, row_timing(done))
+                spec.finetune_epochs, row_timing(done), bench.task.name)
 
 
 def _row(method: str, rate: float, sparsity: float, metrics: Mapping[str, float],
-         baseline: Mapping[str, float], n_test: int, epochs: int, timing: Mapping[str, float]) -> dict[str, Any]:
-    low, high = wilson_interval(metrics["accuracy"], n_test)
+         baseline: Mapping[str, float], n_test: int, epochs: int, timing: Mapping[str, float],
+         task: str = "multiclass") -> dict[str, Any]:
+    metric = get_task(task).metric
+    # a proportion gets its Wilson band here; a regression metric's bootstrap band came
+    # with the metrics, since it needs the per-sample errors
+    low, high = (metrics[f"{metric}_low"], metrics[f"{metric}_high"]) if f"{metric}_low" in metrics \
+        else wilson_interval(metrics[metric], n_test)
     # speedup against the dense model timed alternately in the same run, not at baseline time
     base_latency = metrics.get("base_latency_ms", baseline["latency_ms"])
-    derived = derive(dict(baseline, latency_ms=base_latency), metrics)
+    derived = derive(dict(baseline, latency_ms=base_latency), metrics, task)
     row: dict[str, Any] = {"method": method, "target_sparsity": float(rate), "sparsity": float(sparsity)}
-    row.update({key: metrics[key] for key in METRIC_KEYS})
-    row.update(accuracy_low=low, accuracy_high=high, accuracy_ci95=(high - low) / 2, n_test=n_test,
-               base_latency_ms=base_latency, finetune_epochs=epochs)
-    row.update({key: derived[key] for key in DERIVED_KEYS})
+    row.update({key: metrics[key] for key in metric_keys(task)})
+    row.update({f"{metric}_low": low, f"{metric}_high": high, f"{metric}_ci95": (high - low) / 2, "n_test": n_test,
+                "base_latency_ms": base_latency, "finetune_epochs": epochs})
+    row.update({key: derived[key] for key in derived_keys(task)})
     row.update(timing)
-    return {key: row[key] for key in ROW_KEYS}
+    return {key: row[key] for key in row_keys(task)}
