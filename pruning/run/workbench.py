@@ -25,7 +25,7 @@ from ..measure.metrics import (
     predict,
     save_model,
 )
-from ..measure.tasks import Head, detect_head, interval, prepare_labels
+from ..measure.tasks import Head, bootstrap_interval, detect_head, prepare_labels
 from ..measure.training import train_masked
 from ..methods import PruneRequest
 from ..model.baselines import home, load_baseline
@@ -162,7 +162,7 @@ class Workbench:
         robust = self.head.score(predict(forward, self._noisy_test(spec.noise_sigma)), ds.y_test)[metric]
         metrics.update({f"train_{metric}": train, f"robust_{metric}": robust})
         if self.task.band != "wilson":
-            metrics[f"{metric}_low"], metrics[f"{metric}_high"] = interval(self.head, outputs, ds.y_test, metrics[metric])
+            metrics[f"{metric}_low"], metrics[f"{metric}_high"] = bootstrap_interval(outputs, ds.y_test)
         return metrics
 
     def base_forward(self):
