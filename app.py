@@ -57,7 +57,7 @@ if baseline is not None:
         f"{baseline.description}. Inputs {tuple(ds['input_shape'])}, {ds['classes']} classes, "
         f"{ds['n_train']:,} train / {ds['n_test']:,} test samples. Device: {baseline.environment['device']}."
     )
-    cards.baseline_cards(baseline.metrics)
+    cards.baseline_cards(baseline.metrics, baseline.task)
     st.subheader("Layers")
     st.dataframe(
         baseline.layers.rename(columns={"output_shape": "output shape", "reason": "pruned?"}),

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
+from pruning.measure.tasks import get_task
 from pruning.reports import reference_table, to_markdown
 from pruning.specs import SweepSpec
 from ui import backend, charts, state
@@ -29,6 +30,8 @@ st.caption("Accuracy, latency and size against sparsity for several methods at o
 baseline = load_baseline(model_ref, data_ref)
 if baseline is None:
     st.stop()
+TASK = get_task(baseline.task)  # the headline metric and its direction (DESIGN §5)
+METRIC, Y_FORMAT = TASK.metric, ".0%" if TASK.unit == "%" else ".4g"
 
 methods = {m["name"]: m for m in backend.methods()}
 controls = st.columns([3, 3, 1.2])
@@ -58,8 +61,8 @@ def on_point(row: dict) -> None:
     # the chart grows while the sweep runs: redraw it with every finished point
     streamed.append(row)
     live.plotly_chart(charts.sweep_metric_figure(
-        pd.DataFrame(streamed), "accuracy", "Test accuracy (running)", "test accuracy",
-        baseline.metrics["accuracy"], band=True, y_format=".0%"), key=f"sweep_live_{len(streamed)}")
+        pd.DataFrame(streamed), METRIC, f"Test {TASK.label} (running)", f"test {TASK.label}",
+        baseline.metrics[METRIC], band=True, y_format=Y_FORMAT), key=f"sweep_live_{len(streamed)}")
 
 
 try:
@@ -77,14 +80,17 @@ for note in report.notes:
 rows, base = report.rows, report.baseline
 t = report.timing_s
 st.caption(f"{int(t.get('points', len(rows)))} points; pruning {t.get('prune', 0):.1f} s, evaluation "
-           f"{t.get('evaluate', 0):.1f} s, size and latency {t.get('measure', 0):.1f} s. Accuracy bands: 95% "
-           f"Wilson interval on {report.n_test:,} test samples (±{rows['accuracy_ci95'].max():.1%} at most).")
+           f"{t.get('evaluate', 0):.1f} s, size and latency {t.get('measure', 0):.1f} s. " + (
+               f"Accuracy bands: 95% Wilson interval on {report.n_test:,} test samples "
+               f"(±{rows['accuracy_ci95'].max():.1%} at most)." if TASK.band == "wilson" else
+               f"{TASK.label} bands: 95% bootstrap interval (1,000 seeded resamples of {report.n_test:,} test "
+               f"samples, ±{rows[METRIC + '_ci95'].max():.3g} at most; lower is better)."))
 
 left, right = st.columns(2)
-left.plotly_chart(charts.sweep_metric_figure(rows, "accuracy", "Test accuracy", "test accuracy",
-                                             base["accuracy"], band=True, y_format=".0%"), key="sweep_accuracy")
-right.plotly_chart(charts.sweep_metric_figure(rows, "robust_accuracy", "Robust accuracy (noisy inputs)",
-                                              "robust accuracy", base["robust_accuracy"], y_format=".0%"),
+left.plotly_chart(charts.sweep_metric_figure(rows, METRIC, f"Test {TASK.label}", f"test {TASK.label}",
+                                             base[METRIC], band=True, y_format=Y_FORMAT), key="sweep_accuracy")
+right.plotly_chart(charts.sweep_metric_figure(rows, f"robust_{METRIC}", f"Robust {TASK.label} (noisy inputs)",
+                                              f"robust {TASK.label}", base[f"robust_{METRIC}"], y_format=Y_FORMAT),
                    key="sweep_robust")
 # speedup, not raw latency: each point's dense latency is timed alternately in the same run,
 # so load on a shared machine cancels out of the ratio (raw ms are in the table and Pareto view)
@@ -95,12 +101,16 @@ right.plotly_chart(charts.sweep_metric_figure(rows, "gzip_bytes", "gzip size", "
 left.plotly_chart(charts.sweep_metric_figure(rows, "nonzero_params", "Nonzero parameters", "weights",
                                              base["nonzero_params"]), key="sweep_nonzero")
 st.subheader("Pareto view")
-left, right = st.columns(2)
-left.plotly_chart(charts.pareto_figure(rows, "latency_ms", "latency (ms / batch)", base), key="pareto_latency")
-right.plotly_chart(charts.pareto_figure(rows, "gzip_bytes", "gzip size (bytes)", base), key="pareto_size")
+if METRIC == "accuracy":
+    left, right = st.columns(2)
+    left.plotly_chart(charts.pareto_figure(rows, "latency_ms", "latency (ms / batch)", base), key="pareto_latency")
+    right.plotly_chart(charts.pareto_figure(rows, "gzip_bytes", "gzip size (bytes)", base), key="pareto_size")
+else:
+    st.caption(f"The Pareto views rank accuracy; for {TASK.label} (lower is better) they are not drawn yet: "
+               "the table below has every point.")
 
 st.subheader("Table")
-table = reference_table(rows)
+table = reference_table(rows, report.task)
 st.dataframe(table, hide_index=True, width="stretch", key="sweep_table")
 name = f"sweep-{model_ref.name.rsplit('.', 1)[0]}-{data_ref.name.rsplit('.', 1)[0]}"
 down = st.columns(2)

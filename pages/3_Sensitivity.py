@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pruning.errors import BadInput
+from pruning.measure.tasks import get_task
 from pruning.plan import plan_spec
 from pruning.specs import PruneSpec, SensitivitySpec
 from ui import backend, cards, charts, state
@@ -43,6 +44,7 @@ run_gate(spec.to_json(), state.SENS_SPEC, "scan")
 bar = st.empty()
 try:
     report = backend.sensitivity(spec, on_progress=progress_to(bar))
+    TASK = get_task(report.task)  # the headline metric: drops are in its units, positive is worse
 except BadInput as exc:
     bar.empty()
     show_error(exc)
@@ -50,7 +52,8 @@ except BadInput as exc:
 bar.empty()
 t = report.timing_s
 st.caption(f"{int(t['evaluations'])} test-split evaluations on {report.n_test:,} samples in {t['evaluate']:.1f} s; "
-           f"{t['total']:.1f} s in all. Dense test accuracy {report.baseline_accuracy:.2%}.")
+           f"{t['total']:.1f} s in all. Dense test {TASK.label} {cards.shown(TASK, report.baseline_accuracy)}"
+           + ("." if TASK.higher_is_better else "; drops are rises in MAE (worse), in its units."))
 
 left, right = st.columns(2)
 left.plotly_chart(charts.sensitivity_heatmap(report.drop), key="sens_heatmap")
@@ -91,17 +94,18 @@ try:
 except BadInput as exc:
     show_error(exc)
     st.stop()
+HEADLINE = f"test {TASK.label}"
 compare = pd.DataFrame([
-    {"pruning": "dense", "sparsity": 0.0, "test accuracy": uniform.baseline["accuracy"],
+    {"pruning": "dense", "sparsity": 0.0, HEADLINE: uniform.baseline[TASK.metric],
      "nonzero params": uniform.baseline["nonzero_params"], "gzip size": cards.human_bytes(uniform.baseline["gzip_bytes"])},
-    {"pruning": f"uniform {overall:.1%}", "sparsity": uniform.sparsity, "test accuracy": uniform.pruned["accuracy"],
+    {"pruning": f"uniform {overall:.1%}", "sparsity": uniform.sparsity, HEADLINE: uniform.pruned[TASK.metric],
      "nonzero params": uniform.pruned["nonzero_params"], "gzip size": cards.human_bytes(uniform.pruned["gzip_bytes"])},
-    {"pruning": "plan", "sparsity": planned.sparsity, "test accuracy": planned.pruned["accuracy"],
+    {"pruning": "plan", "sparsity": planned.sparsity, HEADLINE: planned.pruned[TASK.metric],
      "nonzero params": planned.pruned["nonzero_params"], "gzip size": cards.human_bytes(planned.pruned["gzip_bytes"])},
 ])
 st.dataframe(compare, hide_index=True, width="stretch", key="plan_compare",
              column_config={"sparsity": st.column_config.NumberColumn(format="percent"),
-                            "test accuracy": st.column_config.NumberColumn(format="percent")})
+                            HEADLINE: st.column_config.NumberColumn(format="percent" if TASK.unit == "%" else "%.4g")})
 st.dataframe(pd.DataFrame({"layer": list(plan), "weights": [sizes[k] for k in plan],
                            "planned sparsity": list(plan.values())}),
              hide_index=True, width="stretch", key="plan_table",

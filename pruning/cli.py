@@ -62,7 +62,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if recipe is not None:
         from .runs.export import recipe_check
 
-        check = recipe_check(recipe, report.sparsity, report.pruned["accuracy"])
+        check = recipe_check(recipe, report.sparsity, {report.metric: report.pruned[report.metric]})
         if not check["reproduced"]:
             print(f"warning: measured {check['measured']} but the recipe's run measured {check['expected']} "
                   f"(device {report.environment.get('device')} vs {recipe.environment.get('device')})",
@@ -77,15 +77,18 @@ def cmd_prune(args: argparse.Namespace) -> int:
     derived = report.derived()
     print(f"{report.method} ({report.granularity}, scope {spec.scope}) on {spec.model.label} / {spec.data.name}")
     print(f"sparsity: requested {report.target_sparsity:.2%}, measured {report.sparsity:.2%}")
+    metric = report.metric
     rows = [
-        ("accuracy", "accuracy", "{:.4f}"), ("robust accuracy", "robust_accuracy", "{:.4f}"),
+        (metric, metric, "{:.4f}"), (f"robust {metric}", f"robust_{metric}", "{:.4f}"),
         ("nonzero params", "nonzero_params", "{:,}"), ("effective FLOPs", "effective_flops", "{:,}"),
         ("gzip size (bytes)", "gzip_bytes", "{:,}"), ("latency (ms/batch)", "latency_ms", "{:.3f}"),
     ]
     print(f"{'metric':<20}{'baseline':>14}{'pruned':>14}")
     for label, key, fmt in rows:
         print(f"{label:<20}{fmt.format(report.baseline[key]):>14}{fmt.format(report.pruned[key]):>14}")
-    print(f"accuracy loss {derived['accuracy_loss']:+.4f}, speedup {derived['speedup']:.2f}x, "
+    change = (f"accuracy loss {derived['accuracy_loss']:+.4f}" if metric == "accuracy"
+              else f"{metric} change {derived['metric_change']:+.4f} (positive: worse)")
+    print(f"{change}, speedup {derived['speedup']:.2f}x, "
           f"size reduction {derived['size_reduction']:.1%}")
     for note in report.notes:
         print(f"note: {note}")
@@ -95,8 +98,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"pruned model saved to {args.out}")
     if check is not None:
         print(f"recipe {'reproduced' if check['reproduced'] else 'NOT reproduced'}: sparsity {report.sparsity:.6f} "
-              f"(recipe {check['expected'].get('sparsity', float('nan')):.6f}), accuracy {report.pruned['accuracy']:.6f} "
-              f"(recipe {check['expected'].get('accuracy', float('nan')):.6f})")
+              f"(recipe {check['expected'].get('sparsity', float('nan')):.6f}), {metric} {report.pruned[metric]:.6f} "
+              f"(recipe {check['expected'].get(metric, float('nan')):.6f})")
     print(f"stored as run {run_id} (python -m pruning runs)")
     return 0
 
@@ -335,9 +338,14 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**report.to_json_dict(), "plan": plan, "run_id": run_id})
         return 0
-    print(f"{spec.model.label} on {spec.data.name}: baseline test accuracy {report.baseline_accuracy:.2%} "
-          f"on {report.n_test:,} samples; accuracy drop (points) with one layer pruned at a time")
-    table = (report.drop * 100).round(2)
+    if report.metric == "accuracy":
+        print(f"{spec.model.label} on {spec.data.name}: baseline test accuracy {report.baseline_accuracy:.2%} "
+              f"on {report.n_test:,} samples; accuracy drop (points) with one layer pruned at a time")
+        table = (report.drop * 100).round(2)
+    else:
+        print(f"{spec.model.label} on {spec.data.name}: baseline test {report.metric} {report.baseline_accuracy:.4g} "
+              f"on {report.n_test:,} samples; {report.metric} increase (worse) with one layer pruned at a time")
+        table = report.drop.round(4)
     table.columns = [f"{rate:.0%}" for rate in table.columns]
     table.insert(0, "params", [int(sum(report.layer_sizes[layer])) for layer in table.index])
     if plan is not None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import pandas as pd
 
 from .errors import BadInput
+from .measure.tasks import TASKS, get_task
 from .plain import to_plain
 from .specs import (
     METRIC_KEYS,
@@ -28,14 +29,39 @@ from .specs import (
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
-DERIVED_KEYS = ("accuracy_loss", "parameter_reduction", "speedup", "size_reduction",
+# `metric_change`: how much worse the headline metric got, in its units, whatever its
+# direction (accuracy: baseline - pruned; MAE: pruned - baseline); negative: it improved.
+DERIVED_KEYS = ("accuracy_loss", "metric_change", "parameter_reduction", "speedup", "size_reduction",
                 "flops_reduction", "robustness_change")
-# Every row has these columns, in this order (timings last).
-ROW_KEYS = (
-    ("method", "target_sparsity", "sparsity") + METRIC_KEYS
-    + ("accuracy_low", "accuracy_high", "accuracy_ci95", "n_test", "base_latency_ms")
-    + DERIVED_KEYS + ("finetune_epochs", "prune_s", "finetune_s", "evaluate_s", "measure_s")
-)
+SIZE_KEYS = METRIC_KEYS[4:]  # params ... latency_p90_ms: the same for every task
+
+
+def metric_keys(task: str = "multiclass") -> tuple[str, ...]:
+    """The metric keys of DESIGN §5 for `task`: METRIC_KEYS for multi-class classifiers."""
+    return get_task(task).metric_keys + SIZE_KEYS
+
+
+def derived_keys(task: str = "multiclass") -> tuple[str, ...]:
+    """DERIVED_KEYS; `accuracy_loss` only where the headline metric is accuracy."""
+    return tuple(k for k in DERIVED_KEYS if k != "accuracy_loss" or get_task(task).metric == "accuracy")
+
+
+def row_keys(task: str = "multiclass") -> tuple[str, ...]:
+    """A sweep row's columns for `task`, in order (timings last); ROW_KEYS for multi-class."""
+    metric = get_task(task).metric
+    return (("method", "target_sparsity", "sparsity") + metric_keys(task)
+            + (f"{metric}_low", f"{metric}_high", f"{metric}_ci95", "n_test", "base_latency_ms")
+            + derived_keys(task) + ("finetune_epochs", "prune_s", "finetune_s", "evaluate_s", "measure_s"))
+
+
+def task_fields(task: str) -> dict[str, Any]:
+    """`task`, `metric`, `higher_is_better`: what every report's JSON names (DESIGN §8)."""
+    row = get_task(task)
+    return {"task": row.name, "metric": row.metric, "higher_is_better": row.higher_is_better}
+
+
+# Every multi-class row has these columns, in this order (timings last).
+ROW_KEYS = row_keys("multiclass")
 
 # The reference table (the article's): (column title, row key, how to show it).
 TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
@@ -65,6 +91,15 @@ class BaselineReport:
     dataset: dict[str, Any]  # name, input_shape, classes, n_train, n_test
     environment: dict[str, str]
     model_path: str
+    task: str = "multiclass"  # pruning.measure.tasks.TASKS: its headline metric and direction
+
+    @property
+    def metric(self) -> str:
+        return get_task(self.task).metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_task(self.task).higher_is_better
 
 
 @dataclass(frozen=True)
@@ -85,16 +120,26 @@ class PruneReport:
     model_path: str
     environment: dict[str, str]
     notes: tuple[str, ...] = ()
+    task: str = "multiclass"
+
+    @property
+    def metric(self) -> str:
+        return get_task(self.task).metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_task(self.task).higher_is_better
 
     def derived(self) -> dict[str, float]:
         """Relative figures, derived from the measured metrics (never measured apart)."""
-        return derive(self.baseline, self.pruned)
+        return derive(self.baseline, self.pruned, self.task)
 
     def to_json_dict(self) -> dict[str, Any]:
         layers = self.layers[
             ["name", "type", "params", "nonzero_params", "sparsity", "shape_before", "shape_after"]
         ]
         return {
+            **task_fields(self.task),
             "method": self.method,
             "granularity": self.granularity,
             "target_sparsity": self.target_sparsity,
@@ -111,17 +156,28 @@ class PruneReport:
         }
 
 
-def derive(baseline: dict[str, float], pruned: dict[str, float]) -> dict[str, float]:
+def derive(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str = "multiclass") -> dict[str, float]:
+    """The relative figures of DESIGN §5 (`derived_keys(task)`), from measured metrics alone.
+
+    >>> derive({"mae": 0.5, "robust_mae": 0.7, "nonzero_params": 10, "latency_ms": 2.0, "gzip_bytes": 100,
+    ...         "effective_flops": 50}, {"mae": 0.6, "robust_mae": 0.9, "nonzero_params": 5, "latency_ms": 2.0,
+    ...         "gzip_bytes": 60, "effective_flops": 25}, "regression")["metric_change"]
+    0.09999999999999998
+    """
     def ratio(num: float, den: float) -> float:
         return float(num / den) if den else float("nan")
 
-    return {
-        "accuracy_loss": baseline["accuracy"] - pruned["accuracy"],
+    row = get_task(task)
+    metric = row.metric
+    accuracy = {"accuracy_loss": baseline["accuracy"] - pruned["accuracy"]} if metric == "accuracy" else {}
+    return accuracy | {
+        "metric_change": row.change(baseline[metric], pruned[metric]),
         "parameter_reduction": 1.0 - ratio(pruned["nonzero_params"], baseline["nonzero_params"]),
         "speedup": ratio(baseline["latency_ms"], pruned["latency_ms"]),
         "size_reduction": 1.0 - ratio(pruned["gzip_bytes"], baseline["gzip_bytes"]),
         "flops_reduction": 1.0 - ratio(pruned["effective_flops"], baseline["effective_flops"]),
-        "robustness_change": pruned["robust_accuracy"] - baseline["robust_accuracy"],
+        # in the metric's units, pruned minus baseline: for MAE a positive change is worse
+        "robustness_change": pruned[f"robust_{metric}"] - baseline[f"robust_{metric}"],
     }
 
 
@@ -136,13 +192,23 @@ class SweepReport:
     n_test: int
     environment: dict[str, str]
     notes: tuple[str, ...] = ()  # e.g. a method skipped because it cannot prune this model
+    task: str = "multiclass"
+
+    @property
+    def metric(self) -> str:
+        return get_task(self.task).metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_task(self.task).higher_is_better
 
     def table(self) -> pd.DataFrame:
-        """The reference table, formatted: one row per point, the columns of TABLE_COLUMNS."""
-        return reference_table(self.rows)
+        """The reference table, formatted: one row per point, the columns of table_columns(task)."""
+        return reference_table(self.rows, self.task)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
+            **task_fields(self.task),
             "baseline": dict(self.baseline),
             "rows": [{k: to_plain(v, keep_nan=True) for k, v in row.items()} for row in self.rows.to_dict(orient="records")],
             "timing_s": dict(self.timing_s),
@@ -154,16 +220,18 @@ class SweepReport:
 
 
 def report_from_rows(spec: SweepSpec, baseline: Mapping[str, float], rows: Iterable[Mapping[str, Any]],
-                     timing_s: Mapping[str, float], environment: Mapping[str, str]) -> SweepReport:
+                     timing_s: Mapping[str, float], environment: Mapping[str, str],
+                     task: str = "multiclass") -> SweepReport:
     """A SweepReport rebuilt from stored rows (JSON nulls become NaN), e.g. from the run store."""
-    frame = pd.DataFrame([dict(r) for r in rows], columns=list(ROW_KEYS))
-    for key in ROW_KEYS:
+    columns = row_keys(task)
+    frame = pd.DataFrame([dict(r) for r in rows], columns=list(columns))
+    for key in columns:
         if key != "method":
             frame[key] = pd.to_numeric(frame[key])
     baseline = {k: float("nan") if v is None else v for k, v in baseline.items()}
     n_test = int(frame["n_test"].iloc[0]) if len(frame) else 0
     return SweepReport(spec=spec, baseline=baseline, rows=frame, timing_s=dict(timing_s), n_test=n_test,
-                       environment=dict(environment))
+                       environment=dict(environment), task=task)
 
 
 def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, float]:
@@ -184,11 +252,29 @@ def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, flo
     return centre - half, centre + half
 
 
-def reference_table(rows: pd.DataFrame) -> pd.DataFrame:
+def table_columns(task: str = "multiclass") -> tuple[tuple[str, str, Callable[[Any], str]], ...]:
+    """TABLE_COLUMNS, with the headline metric's columns for a task not measured in accuracy."""
+    row = get_task(task)
+    if row.metric == "accuracy":
+        return TABLE_COLUMNS
+    m, name = row.metric, row.label
+
+    def number(v: Any) -> str:
+        return f"{v:.4g}"
+
+    swap = {"accuracy": (f"test {name}", m, number), "accuracy_loss": (f"{name} change (+ worse)", "metric_change",
+                                                                        lambda v: f"{v:+.4g}"),
+            "robust_accuracy": (f"robust {name}", f"robust_{m}", number),
+            "train_accuracy": (f"train {name}", f"train_{m}", number)}
+    return tuple(swap.get(key, (title, key, fmt)) for title, key, fmt in TABLE_COLUMNS)
+
+
+def reference_table(rows: pd.DataFrame, task: str = "multiclass") -> pd.DataFrame:
     """Rows (as from a SweepReport) shown like the reference table: strings, one column each."""
+    columns = table_columns(task)
     return pd.DataFrame(
-        [{title: _show(fmt, row[key]) for title, key, fmt in TABLE_COLUMNS} for _, row in rows.iterrows()],
-        columns=[title for title, _, _ in TABLE_COLUMNS],
+        [{title: _show(fmt, row[key]) for title, key, fmt in columns} for _, row in rows.iterrows()],
+        columns=[title for title, _, _ in columns],
     )
 
 
@@ -208,30 +294,45 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 @dataclass(frozen=True)
 class SensitivityReport:
-    """Test accuracy with one layer pruned at a time: layers (rows, network order) x rates (columns)."""
+    """The headline test metric with one layer pruned at a time: layers (rows, network order) x rates.
+
+    For classifiers the metric is accuracy; the field names say accuracy for every task
+    (they hold the headline metric of `task`: MAE for regression).
+    """
 
     spec: SensitivitySpec
-    baseline_accuracy: float
+    baseline_accuracy: float  # the headline metric of the dense model
     n_test: int
-    accuracy: pd.DataFrame  # index: layer; columns: the spec's rates
-    drop: pd.DataFrame  # baseline_accuracy - accuracy, same shape (negative: pruning helped)
+    accuracy: pd.DataFrame  # the headline metric; index: layer; columns: the spec's rates
+    drop: pd.DataFrame  # how much worse (metric_change), same shape (negative: pruning helped)
     layer_sizes: dict[str, list[int]]  # layer -> sizes of its prunable tensors (an LSTM has two)
     layer_types: dict[str, str]
     timing_s: dict[str, float]  # prune, evaluate, total, evaluations (count)
+    task: str = "multiclass"
+
+    @property
+    def metric(self) -> str:
+        return get_task(self.task).metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_task(self.task).higher_is_better
 
     def layer_params(self) -> dict[str, int]:
         return {layer: int(sum(sizes)) for layer, sizes in self.layer_sizes.items()}
 
     def to_json_dict(self) -> dict[str, Any]:
         rates = [float(r) for r in self.accuracy.columns]
+        metric = self.metric
         layers = [
             {"name": layer, "type": self.layer_types[layer], "params": int(sum(self.layer_sizes[layer])),
-             "accuracy": [float(v) for v in self.accuracy.loc[layer]],
+             metric: [float(v) for v in self.accuracy.loc[layer]],
              "drop": [float(v) for v in self.drop.loc[layer]]}
             for layer in self.accuracy.index
         ]
-        return {"baseline_accuracy": self.baseline_accuracy, "n_test": self.n_test, "rates": rates,
-                "layers": layers, "timing_s": dict(self.timing_s), "spec": self.spec.to_dict()}
+        return {**task_fields(self.task), f"baseline_{metric}": self.baseline_accuracy, "n_test": self.n_test,
+                "rates": rates, "layers": layers, "timing_s": dict(self.timing_s), "spec": self.spec.to_dict()}
+
 
 
 # A sweep report assembled from rows that arrive one point at a time, in any order (Ray),
@@ -278,18 +379,19 @@ class SweepRows:
         if self._counts(i):
             self.failed[name] = (i, why)
 
-    def report(self, baseline: Mapping[str, float], n_test: int, environment: Mapping[str, str]) -> SweepReport:
+    def report(self, baseline: Mapping[str, float], n_test: int, environment: Mapping[str, str],
+               task: str = "multiclass") -> SweepReport:
         """The SweepReport of every kept row; BadInput when every method was skipped."""
         kept = [self.rows[i] for i in sorted(self.rows) if self._counts(i)]
         if not kept and self.failed:
             raise BadInput("; ".join(why for _, why in self.failed.values()))
-        frame = pd.DataFrame(kept, columns=list(ROW_KEYS))
+        frame = pd.DataFrame(kept, columns=list(row_keys(task)))
         timing = {key: float(frame[f"{key}_s"].sum()) for key in TIMED_STAGES}
         timing.update(total=time.perf_counter() - self.start, points=len(self.points),
                       resumed=sum(1 for point in self.points if point in self.resumed))
         return SweepReport(spec=self.spec, baseline=dict(baseline), rows=frame, timing_s=timing, n_test=n_test,
                            environment=dict(environment),
-                           notes=tuple(f"{name} skipped: {why}" for name, (_, why) in self.failed.items()))
+                           notes=tuple(f"{name} skipped: {why}" for name, (_, why) in self.failed.items()), task=task)
 
     def _counts(self, i: int) -> bool:
         """Whether point `i` is before its method's first failure (or the method never failed)."""
@@ -303,5 +405,10 @@ class SweepRows:
         if self.on_progress:
             name, rate = self.points[i]
             done, total = len(self.rows), len(self.points)
-            self.on_progress(done / total, f"{name} at {rate:.0%}: accuracy {row['accuracy']:.2%} "
+            self.on_progress(done / total, f"{name} at {rate:.0%}: {task_of(row).show(row)} "
                                            f"({done}/{total} points)")
+
+
+def task_of(row: Mapping[str, Any]):
+    """The task whose headline metric a row carries (rows arrive before the report names it)."""
+    return next((task for task in TASKS.values() if task.metric in row), TASKS["multiclass"])

@@ -9,6 +9,7 @@ from typing import Mapping
 
 import streamlit as st
 
+from pruning.measure.tasks import Task, get_task
 from pruning.reports import PruneReport
 
 HELP = {
@@ -22,6 +23,9 @@ HELP = {
     "size_bytes": "The saved .keras file (no optimizer, no pruning wrappers).",
     "gzip_bytes": "The .keras file after gzip -9: zeros compress, so this is where masks pay off.",
     "latency_ms": "Median time of one batch (32 samples) over 30 timed calls of a traced function, after warm-up.",
+    "mae": "Mean absolute error on the test split, in the targets' units (lower is better).",
+    "train_mae": "MAE on (up to 2,000 samples of) the training split; the gap to test MAE shows over-fitting.",
+    "robust_mae": "Test MAE with Gaussian noise added to the inputs (sigma in the spec, default 0.1).",
     "sparsity": "Fraction of zeros among the prunable weights the target applies to, counted in the pruned model.",
 }
 
@@ -38,10 +42,23 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2%}"
 
 
-def baseline_cards(metrics: Mapping[str, float]) -> None:
+def shown(task: Task, value: float) -> str:
+    """A headline-metric value in its unit: a percentage for accuracy, 4 digits for MAE."""
+    if task.unit == "%":
+        return _pct(value)
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+
+def _title(task: Task) -> str:
+    return task.label if task.label.isupper() else task.label.capitalize()
+
+
+def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> None:
+    row = get_task(task)
+    m = row.metric
     top, bottom = st.columns(4), st.columns(4)
-    top[0].metric("Test accuracy", _pct(metrics["accuracy"]), help=HELP["accuracy"])
-    top[1].metric("Train accuracy", _pct(metrics["train_accuracy"]), help=HELP["train_accuracy"])
+    top[0].metric(f"Test {row.label}", shown(row, metrics[m]), help=HELP.get(m, HELP["accuracy"]))
+    top[1].metric(f"Train {row.label}", shown(row, metrics[f"train_{m}"]), help=HELP.get(f"train_{m}", ""))
     top[2].metric("Parameters", f"{metrics['params']:,}", help=HELP["params"])
     top[3].metric("FLOPs (MACs)", f"{metrics['flops']:,}", help=HELP["flops"])
     bottom[0].metric("File size", human_bytes(metrics["size_bytes"]), help=HELP["size_bytes"])
@@ -51,10 +68,15 @@ def baseline_cards(metrics: Mapping[str, float]) -> None:
 
 def pruned_cards(report: PruneReport) -> None:
     base, pruned, derived = report.baseline, report.pruned, report.derived()
+    row, m = get_task(report.task), report.metric
     unstructured = report.granularity != "structured"
     cols = st.columns(6)
-    cols[0].metric("Test accuracy", _pct(pruned["accuracy"]),
-                   delta=f"{-derived['accuracy_loss'] * 100:+.2f} pts", help=HELP["accuracy"] + " Delta: minus the accuracy loss.")
+    if m == "accuracy":
+        cols[0].metric(f"Test {row.label}", _pct(pruned["accuracy"]),
+                       delta=f"{-derived['accuracy_loss'] * 100:+.2f} pts", help=HELP["accuracy"] + " Delta: minus the accuracy loss.")
+    else:  # lower is better: a rise is shown red
+        cols[0].metric(f"Test {row.label}", shown(row, pruned[m]), delta=f"{pruned[m] - base[m]:+.4g}",
+                       delta_color="normal" if report.higher_is_better else "inverse", help=HELP.get(m, ""))
     cols[1].metric("Sparsity (measured)", _pct(report.sparsity),
                    delta=f"requested {report.target_sparsity:.2%}", delta_color="off", help=HELP["sparsity"])
     cols[2].metric("Nonzero params", f"{pruned['nonzero_params']:,}",
@@ -68,5 +90,6 @@ def pruned_cards(report: PruneReport) -> None:
     )
     cols[4].metric("Latency (masks ≈ 1x)" if unstructured else "Latency (batch 32)", f"{pruned['latency_ms']:.2f} ms",
                    delta=f"{derived['speedup']:.2f}x speedup", delta_color="off", help=latency_help)
-    cols[5].metric("Robust accuracy", _pct(pruned["robust_accuracy"]),
-                   delta=f"{derived['robustness_change']:+.2%}", help=HELP["robust_accuracy"])
+    robust = f"{derived['robustness_change']:+.2%}" if row.unit == "%" else f"{derived['robustness_change']:+.4g}"
+    cols[5].metric(f"Robust {row.label}", shown(row, pruned[f"robust_{m}"]), delta=robust,
+                   delta_color="normal" if report.higher_is_better else "inverse", help=HELP.get(f"robust_{m}", ""))

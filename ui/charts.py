@@ -58,16 +58,16 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 def sweep_metric_figure(rows: pd.DataFrame, y: str, title: str, y_title: str,
                         baseline: float | None = None, band: bool = False, y_format: str = "") -> go.Figure:
-    """`y` against measured sparsity, one line per method; with `band`, the 95% accuracy
-    interval (accuracy_low..accuracy_high) as a shaded band; the dense value as a reference."""
+    """`y` against measured sparsity, one line per method; with `band`, the 95% interval of
+    the headline metric `y` (`y`_low..`y`_high) as a shaded band; the dense value as a reference."""
     fig = go.Figure()
     for method, part in rows.groupby("method", sort=False):
         part = part.sort_values("sparsity")
         color = method_color(str(method))
         if band:
-            fig.add_scatter(x=part["sparsity"], y=part["accuracy_high"], mode="lines", line=dict(width=0),
+            fig.add_scatter(x=part["sparsity"], y=part[f"{y}_high"], mode="lines", line=dict(width=0),
                             showlegend=False, hoverinfo="skip", legendgroup=str(method))
-            fig.add_scatter(x=part["sparsity"], y=part["accuracy_low"], mode="lines", line=dict(width=0),
+            fig.add_scatter(x=part["sparsity"], y=part[f"{y}_low"], mode="lines", line=dict(width=0),
                             fill="tonexty", fillcolor=_rgba(color, 0.18), name=f"{method} 95% CI",
                             showlegend=False, hoverinfo="skip", legendgroup=str(method))
         fig.add_scatter(

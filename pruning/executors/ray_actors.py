@@ -58,7 +58,8 @@ def _sweep_setup(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_po
     bench = engine.workbench(spec.model, spec.data, 0)
     bench.select(spec.layers)  # unknown layers fail here, before any point is sent
     baseline = bench.baseline_metrics(spec.point(next(iter(methods)), 0.0))
-    return {"baseline": baseline, "n_test": int(len(bench.dataset.y_test)), "environment": bench.env}
+    return {"baseline": baseline, "n_test": int(len(bench.dataset.y_test)), "environment": bench.env,
+            "task": bench.task.name}
 
 
 def _sweep_point(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
@@ -331,7 +332,7 @@ class RayExecutor:
             calls = [(i, "sweep_point", {"spec": dataclasses.replace(spec, methods=(m,), sparsities=(r,)).to_dict()})
                      for i, m, r in rows.todo()]
             self._map(job, calls, blobs, arrived)
-            return rows.report(setup["baseline"], setup["n_test"], setup["environment"])
+            return rows.report(setup["baseline"], setup["n_test"], setup["environment"], setup.get("task", "multiclass"))
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
         """One call per layer (its row of cells): each repeats the dense evaluation once, a cost of
@@ -358,7 +359,7 @@ class RayExecutor:
                       evaluations=1 + sum(int(p.timing_s["evaluations"]) - 1 for p in parts.values()))
         return SensitivityReport(
             spec=spec, baseline_accuracy=first.baseline_accuracy, n_test=first.n_test, accuracy=accuracy,
-            drop=first.baseline_accuracy - accuracy,
+            drop=pd.concat([parts[layer].drop for layer in layers]), task=first.task,
             layer_sizes={layer: parts[layer].layer_sizes[layer] for layer in layers},
             layer_types={layer: parts[layer].layer_types[layer] for layer in layers}, timing_s=timing,
         )

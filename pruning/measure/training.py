@@ -13,6 +13,7 @@ from .._keras import keras, tf
 from ..errors import BadInput
 from ..model.datasets import Dataset
 from ..specs import ProgressFn
+from .tasks import detect_head
 
 FINETUNE_BATCH = 64
 FINETUNE_LR = 1e-3
@@ -65,7 +66,9 @@ def train_masked(model: keras.Model, masks: dict[int, np.ndarray], ds: Dataset, 
     optimizer = keras.optimizers.Adam(FINETUNE_LR)
     if mixed:
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    head = detect_head(model, ds)
+    loss_fn = head.keras_loss()  # the task's loss (DESIGN §5): cross-entropy, binary cross-entropy or MSE
+    y_train = head.training_labels(ds.y_train)
 
     @tf.function
     def step(x, y):
@@ -85,7 +88,7 @@ def train_masked(model: keras.Model, masks: dict[int, np.ndarray], ds: Dataset, 
         order = rng.permutation(len(ds.x_train))
         for i in range(0, len(order), FINETUNE_BATCH):
             idx = order[i : i + FINETUNE_BATCH]
-            step(tf.constant(ds.x_train[idx]), tf.constant(ds.y_train[idx]))
+            step(tf.constant(ds.x_train[idx]), tf.constant(y_train[idx]))
         if on_progress:
             on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}"
                         + (" (mixed float16)" if mixed else ""))

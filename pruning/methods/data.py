@@ -23,10 +23,14 @@ def training_sample(data, method: str, limit: Optional[int], seed: int) -> tuple
     return data.x_train[pick], data.y_train[pick]
 
 
-def loss_for(model, x: np.ndarray):
-    """Cross-entropy on the model's outputs: probabilities (softmax head) or logits."""
-    from .._keras import keras
+def loss_for(model, x: np.ndarray, data):
+    """The loss of the model's task (DESIGN §5) on its outputs, and how it takes labels.
 
+    (loss, labels as the loss takes them): cross-entropy on probabilities or logits for
+    classes, binary cross-entropy for binary and multi-label heads, MSE for regression.
+    """
+    from ..measure.tasks import detect_head
+
+    head = detect_head(model, data)
     outputs = model(x[:8], training=False).numpy()
-    probabilities = bool((outputs >= 0).all() and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+    return head.keras_loss(outputs), head.training_labels

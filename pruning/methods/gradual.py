@@ -54,9 +54,10 @@ def _progress_callback(request: PruneRequest, epochs: int):
 
     def report(epoch, logs):
         if request.on_progress:
-            accuracy = (logs or {}).get("accuracy", float("nan"))
+            metric = "mae" if request.data.task == "regression" else "accuracy"
+            value = (logs or {}).get(metric, float("nan"))
             request.on_progress((epoch + 1) / epochs,
-                                f"gradual pruning epoch {epoch + 1}/{epochs}: train accuracy {accuracy:.3f}")
+                                f"gradual pruning epoch {epoch + 1}/{epochs}: train {metric} {value:.3f}")
 
     return keras.callbacks.LambdaCallback(on_epoch_end=report)
 
@@ -103,7 +104,10 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
                            "use a one-shot method, or flatten the model")
         keras.utils.set_random_seed(request.seed)
         model = _wrapped_copy(request.model, targets, schedule, end, frequency)
-        model.compile(keras.optimizers.Adam(LEARNING_RATE), loss_for(request.model, x), metrics=["accuracy"])
+        loss, as_labels = loss_for(request.model, x, request.data)
+        y = as_labels(y)
+        metric = "mae" if request.data.task == "regression" else "accuracy"
+        model.compile(keras.optimizers.Adam(LEARNING_RATE), loss, metrics=[metric])
         model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True,
                   callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), _progress_callback(request, epochs)])
         stripped = tfmot.sparsity.keras.strip_pruning(model)

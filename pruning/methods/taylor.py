@@ -26,7 +26,8 @@ def taylor_scores(request: PruneRequest) -> dict[str, np.ndarray]:
 
     model = request.model
     x, y = training_sample(request.data, "taylor", SAMPLES, request.seed)
-    loss_fn = loss_for(model, x)
+    loss_fn, as_labels = loss_for(model, x, request.data)
+    y = as_labels(y)
     selected = [pw for pw in find_prunable(model) if pw.key in request.weights]
     variables = [model.weights[pw.index] for pw in selected]
     total = [np.zeros(v.shape, dtype=np.float64) for v in variables]

@@ -17,6 +17,7 @@ from .._keras import keras, tf
 from ..errors import BadInput
 from ..measure.calibration import recalibrate_batchnorm
 from ..measure.metrics import save_model
+from ..measure.tasks import detect_head
 from ..paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from ..specs import DataRef, ModelRef, ProgressFn
 from .allowlist import LIBRARY_LAYERS
@@ -50,7 +51,7 @@ class _EpochProgress(keras.callbacks.Callback):
 
 
 def check_compatible(model: keras.Model, dataset: Dataset) -> None:
-    """The model must take the dataset's inputs and predict at least its classes."""
+    """The model must take the dataset's inputs, and its head and labels must make a task (DESIGN §5)."""
     expects = tuple(model.input_shape[1:])
     has = dataset.input_shape
     if len(expects) != len(has) or any(e is not None and e != h for e, h in zip(expects, has)):
@@ -61,13 +62,7 @@ def check_compatible(model: keras.Model, dataset: Dataset) -> None:
             f"model outputs {model.output_shape}, not one score per class: pick a classifier with a single "
             "(batch, classes) output"
         )
-    classes = model.output_shape[-1]
-    if classes is None or classes < dataset.num_classes:
-        # labels index the model's outputs: a label >= classes has no output to score it
-        raise BadInput(
-            f"the dataset's labels go up to {dataset.num_classes - 1} but the model has {classes} outputs "
-            f"(classes 0-{(classes or 1) - 1}): pick a matching dataset or model"
-        )
+    detect_head(model, dataset)  # a head that is no task PruneScope measures is refused here
 
 
 def library_objects() -> dict[str, type]:
@@ -127,6 +122,9 @@ def load_baseline(
     if path.is_file() and meta_path.is_file():
         model = keras.models.load_model(path, compile=False)
         return model, json.loads(meta_path.read_text())["description"], str(path)
+    if dataset.targets != "classes":
+        raise BadInput(f"{dataset.name} holds {'a 0/1 label matrix' if dataset.targets == 'matrix' else 'float targets'}, "
+                       f"and the zoo's {ref.name} is a softmax classifier: upload your own model for this task")
     if not dataset.has_train:
         raise BadInput(f"{dataset.name} has no x_train/y_train, so {ref.name} cannot be trained: add them or upload a trained model")
     keras.utils.set_random_seed(seed)

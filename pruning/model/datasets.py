@@ -23,7 +23,9 @@ class Dataset:
     y_test: np.ndarray
     x_train: Optional[np.ndarray]
     y_train: Optional[np.ndarray]
-    num_classes: int
+    num_classes: int  # classes (or label columns) the labels name; 0 for float targets
+    targets: str = "classes"  # classes (integers >= 0), matrix (0/1 columns) or values (float targets)
+    task: str = ""  # set once a model's head says which (pruning.measure.tasks)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -38,6 +40,7 @@ class Dataset:
             "name": self.name,
             "input_shape": list(self.input_shape),
             "classes": self.num_classes,
+            "targets": self.targets,
             "n_train": 0 if self.x_train is None else int(len(self.x_train)),
             "n_test": int(len(self.x_test)),
         }
@@ -99,8 +102,13 @@ MAX_CLASSES = 10_000  # a zoo model gets one output per class: labels like 10**9
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def load_npz(path: str | Path, name: Optional[str] = None) -> Dataset:
-    """An `.npz` with x_test, y_test (and x_train, y_train when training is needed)."""
+def load_npz(path: str | Path, name: Optional[str] = None, labels: str = "classes") -> Dataset:
+    """An `.npz` with x_test, y_test (and x_train, y_train when training is needed).
+
+    `labels="classes"` takes integer class labels (one-hot rows become indices), as a
+    classifier needs; `labels="any"` also keeps 0/1 label matrices and float targets, for
+    the model's head to judge (`pruning.measure.tasks.detect_head`).
+    """
     shown = name or Path(path).name
     try:
         size = Path(path).stat().st_size
@@ -135,14 +143,17 @@ def load_npz(path: str | Path, name: Optional[str] = None) -> Dataset:
             raise BadInput(f"{shown} is truncated or damaged ({exc}): save the arrays again with numpy.savez") from None
     if ("x_train" in arrays) != ("y_train" in arrays):
         raise BadInput("the .npz has only one of x_train / y_train: give both or neither")
-    x_test, y_test = _check_xy(arrays["x_test"], arrays["y_test"], "test")
+    check = _check_xy if labels == "classes" else _check_any
+    x_test, y_test = check(arrays["x_test"], arrays["y_test"], "test")
     x_train = y_train = None
     if "x_train" in arrays:
-        x_train, y_train = _check_xy(arrays["x_train"], arrays["y_train"], "train")
+        x_train, y_train = check(arrays["x_train"], arrays["y_train"], "train")
         if x_train.shape[1:] != x_test.shape[1:]:
             raise BadInput(
                 f"x_train has samples of shape {x_train.shape[1:]} but x_test {x_test.shape[1:]}: they must match"
             )
+    if labels != "classes":
+        return _any_targets(shown, x_test, y_test, x_train, y_train)
     labels = y_test if y_train is None else np.concatenate([y_train, y_test])
     top = int(labels.max())
     if top >= MAX_CLASSES:
@@ -176,7 +187,40 @@ def _npy_header(archive: np.lib.npyio.NpzFile, key: str, shown: str) -> tuple[tu
     return tuple(shape), dtype
 
 
-def _check_xy(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _any_targets(shown: str, x_test, y_test, x_train, y_train) -> Dataset:
+    """Integer labels within MAX_CLASSES as classes, 0/1 matrices as they are, the rest as float targets."""
+    ys = [y for y in (y_test, y_train) if y is not None]
+    if y_train is not None and y_train.shape[1:] != y_test.shape[1:]:
+        raise BadInput(f"y_train has labels of shape {y_train.shape[1:]} but y_test {y_test.shape[1:]}: they must match")
+    width = int(np.prod(y_test.shape[1:]))
+    if width > 1 and all(np.isin(y, (0, 1)).all() for y in ys):
+        return Dataset(shown, x_test, y_test.astype(np.float32), x_train,
+                       None if y_train is None else y_train.astype(np.float32), width, targets="matrix")
+    integral = width == 1 and all(np.equal(np.mod(y, 1), 0).all() and (y >= 0).all() for y in ys)
+    top = max(int(y.max()) for y in ys) if integral else MAX_CLASSES
+    if integral and top < MAX_CLASSES:
+        return Dataset(shown, x_test, y_test.reshape(-1).astype(np.int64), x_train,
+                       None if y_train is None else y_train.reshape(-1).astype(np.int64), top + 1)
+    as_float = [None if y is None else y.astype(np.float32).reshape(len(y), -1) for y in (y_test, y_train)]
+    return Dataset(shown, x_test, as_float[0], x_train, as_float[1], 0, targets="values")
+
+
+def _check_any(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs as `_check_xy` checks them; labels only numeric, finite and (samples,) or (samples, k)."""
+    x = _check_x(x, y, split)
+    y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise BadInput(f"y_{split} has dtype {y.dtype}: it must hold numbers (class labels, 0/1 labels or targets)")
+    if y.ndim > 2:
+        raise BadInput(f"y_{split} has shape {y.shape}: give (samples,) labels or a (samples, k) matrix")
+    y = y.astype(np.float64)
+    if not np.isfinite(y).all():
+        raise BadInput(f"y_{split} contains NaN or Inf: clean the labels first")
+    return x, y
+
+
+def _check_x(x: np.ndarray, y: np.ndarray, split: str) -> np.ndarray:
+    """The inputs as float32, one sample per label, finite."""
     if not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
         raise BadInput(f"x_{split} is {x.dtype} of shape {x.shape}: it must be a numeric array of shape (samples, ...)")
     if len(x) == 0 or len(x) != len(y):
@@ -186,6 +230,11 @@ def _check_xy(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise BadInput(f"x_{split} contains NaN or Inf: clean the data first")
+    return x
+
+
+def _check_xy(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+    x = _check_x(x, y, split)
     y = np.asarray(y)
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
         raise BadInput(f"y_{split} has dtype {y.dtype}: it must hold integer class labels >= 0")
@@ -200,7 +249,7 @@ def _check_xy(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.
 
 def load_dataset(ref: DataRef) -> Dataset:
     if ref.is_file:
-        return load_npz(ref.path, ref.name)
+        return load_npz(ref.path, ref.name, labels="any")  # the model's head judges them
     try:
         loader = DATASETS[ref.name]
     except KeyError:

@@ -140,7 +140,7 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
             layers=layer_rows(bench, done.weights, targets, new=done.result.model),
             histograms=histograms(bench, done.weights), mask_images=mask_images(bench, done.weights),
             timing_s={**done.timing_s, "total": time.perf_counter() - start},
-            model_path=str(model_path), environment=dict(bench.env), notes=done.notes,
+            model_path=str(model_path), environment=dict(bench.env), notes=done.notes, task=bench.task.name,
         )
     finally:
         bench.reset()

@@ -54,7 +54,7 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
     start = time.perf_counter()
     bench.reset()
     t0 = time.perf_counter()
-    baseline = bench.test_accuracy()
+    baseline = bench.test_metric()
     evaluate_s, prune_s, evaluations = time.perf_counter() - t0, 0.0, 1
     accuracy = np.empty((len(groups), len(spec.sparsities)))
     total = len(groups) * len(spec.sparsities)
@@ -75,12 +75,12 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
                 bench.assign(parts, result.masks)  # a tensor without a mask (n:m cannot prune it) stays dense
                 prune_s += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                accuracy[li, ri] = bench.test_accuracy()
+                accuracy[li, ri] = bench.test_metric()
                 evaluate_s += time.perf_counter() - t0
                 evaluations += 1
                 if on_progress:
                     done = li * len(spec.sparsities) + ri + 1
-                    on_progress(done / total, f"{layer} alone at {rate:.0%}: accuracy {accuracy[li, ri]:.2%}")
+                    on_progress(done / total, f"{layer} alone at {rate:.0%}: {bench.task.show({bench.task.metric: accuracy[li, ri]})}")
             t0 = time.perf_counter()
             bench.assign(parts, {})
             prune_s += time.perf_counter() - t0
@@ -88,8 +88,10 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
         bench.reset()
     rates = [float(r) for r in spec.sparsities]
     acc = pd.DataFrame(accuracy, index=pd.Index(list(groups), name="layer"), columns=rates)
+    # the drop is how much worse, in the metric's units: MAE rising is a positive drop
+    drop = baseline - acc if bench.task.higher_is_better else acc - baseline
     return SensitivityReport(
-        spec=spec, baseline_accuracy=baseline, n_test=int(len(y)), accuracy=acc, drop=baseline - acc,
+        spec=spec, baseline_accuracy=baseline, n_test=int(len(y)), accuracy=acc, drop=drop, task=bench.task.name,
         layer_sizes={layer: [pw.size for pw in parts] for layer, parts in groups.items()},
         layer_types={layer: parts[0].layer_type for layer, parts in groups.items()},
         timing_s={"prune": prune_s, "evaluate": evaluate_s, "total": time.perf_counter() - start,

@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from ..errors import BadInput
+from ..measure.tasks import get_task
 from ..methods import Method, get_method
 from ..reports import (
-    DERIVED_KEYS,
-    ROW_KEYS,
     SweepReport,
     SweepRows,
     derive,
+    derived_keys,
+    metric_keys,
+    row_keys,
     wilson_interval,
 )
-from ..specs import METRIC_KEYS, PointFn, ProgressFn, SweepSpec
+from ..specs import PointFn, ProgressFn, SweepSpec
 from .prune import prune_once, row_timing
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:
     """Prune and measure every (method, rate) of `spec` on `bench`, streaming rows as they finish.
 
-    `on_point(row)` gets each finished row (a flat dict with the ROW_KEYS) at once, so a page
+    `on_point(row)` gets each finished row (a flat dict with the task's `row_keys`) at once, so a page
     can grow its chart and a store can save the point. `resume` takes rows of an earlier,
     interrupted run of the same spec: those points are re-emitted, not recomputed.
     """
@@ -61,7 +63,7 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
     finally:
         bench.reset()
         Path(tmp).unlink(missing_ok=True)
-    return rows.report(baseline, int(len(bench.dataset.y_test)), bench.env)
+    return rows.report(baseline, int(len(bench.dataset.y_test)), bench.env, task=bench.task.name)
 
 
 def check_methods(spec: SweepSpec) -> dict[str, Method]:
@@ -80,19 +82,24 @@ def _run_point(bench: "Workbench", spec: SweepSpec, method: Method, rate: float,
     done = prune_once(bench, spec.point(method.name, rate), tmp, method=method)
     metrics = dict(done.metrics, base_latency_ms=done.baseline["latency_ms"])
     return _row(method.name, rate, done.sparsity, metrics, baseline, len(bench.dataset.y_test),
-                spec.finetune_epochs, row_timing(done))
+                spec.finetune_epochs, row_timing(done), bench.task.name)
 
 
 def _row(method: str, rate: float, sparsity: float, metrics: Mapping[str, float],
-         baseline: Mapping[str, float], n_test: int, epochs: int, timing: Mapping[str, float]) -> dict[str, Any]:
-    low, high = wilson_interval(metrics["accuracy"], n_test)
+         baseline: Mapping[str, float], n_test: int, epochs: int, timing: Mapping[str, float],
+         task: str = "multiclass") -> dict[str, Any]:
+    metric = get_task(task).metric
+    # a proportion gets its Wilson band here; a regression metric's bootstrap band came
+    # with the metrics, since it needs the per-sample errors
+    low, high = (metrics[f"{metric}_low"], metrics[f"{metric}_high"]) if f"{metric}_low" in metrics \
+        else wilson_interval(metrics[metric], n_test)
     # speedup against the dense model timed alternately in the same run, not at baseline time
     base_latency = metrics.get("base_latency_ms", baseline["latency_ms"])
-    derived = derive(dict(baseline, latency_ms=base_latency), metrics)
+    derived = derive(dict(baseline, latency_ms=base_latency), metrics, task)
     row: dict[str, Any] = {"method": method, "target_sparsity": float(rate), "sparsity": float(sparsity)}
-    row.update({key: metrics[key] for key in METRIC_KEYS})
-    row.update(accuracy_low=low, accuracy_high=high, accuracy_ci95=(high - low) / 2, n_test=n_test,
-               base_latency_ms=base_latency, finetune_epochs=epochs)
-    row.update({key: derived[key] for key in DERIVED_KEYS})
+    row.update({key: metrics[key] for key in metric_keys(task)})
+    row.update({f"{metric}_low": low, f"{metric}_high": high, f"{metric}_ci95": (high - low) / 2, "n_test": n_test,
+                "base_latency_ms": base_latency, "finetune_epochs": epochs})
+    row.update({key: derived[key] for key in derived_keys(task)})
     row.update(timing)
-    return {key: row[key] for key in ROW_KEYS}
+    return {key: row[key] for key in row_keys(task)}

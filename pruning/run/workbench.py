@@ -16,7 +16,6 @@ from .._keras import device_name, keras, tf
 from ..core.prunable import PrunableWeight, find_prunable, layer_table
 from ..errors import BadInput
 from ..measure.metrics import (
-    accuracy_and_loss,
     count_flops,
     file_sizes,
     layer_macs,
@@ -26,6 +25,7 @@ from ..measure.metrics import (
     predict,
     save_model,
 )
+from ..measure.tasks import Head, bootstrap_interval, detect_head, prepare_labels
 from ..measure.training import train_masked
 from ..methods import PruneRequest
 from ..model.baselines import home, load_baseline
@@ -33,7 +33,7 @@ from ..model.datasets import Dataset, load_dataset
 from ..reports import BaselineReport
 from ..specs import DataRef, ModelRef, ProgressFn, PruneSpec
 
-TRAIN_EVAL_LIMIT = 2000  # train accuracy on at most this many training samples
+TRAIN_EVAL_LIMIT = 2000  # the train metric on at most this many training samples
 
 # What the working model holds: the base weights, masked prunable weights (only those
 # differ from base), or anything (after training or BatchNorm re-estimation).
@@ -59,10 +59,13 @@ class Workbench:
     def __init__(self, model_ref: ModelRef, data_ref: DataRef, seed: int = 0,
                  on_progress: Optional[ProgressFn] = None):
         self.model_ref, self.data_ref = model_ref, data_ref
-        self.dataset: Dataset = load_dataset(data_ref)
+        dataset = load_dataset(data_ref)
         self.model, self.description, self.path = load_baseline(
-            model_ref, data_ref, self.dataset, seed=seed, on_progress=on_progress
+            model_ref, data_ref, dataset, seed=seed, on_progress=on_progress
         )
+        self.head: Head = detect_head(self.model, dataset)
+        self.task = self.head.task
+        self.dataset: Dataset = prepare_labels(self.head, dataset)
         self.base_weights = [w.copy() for w in self.model.get_weights()]
         for w in self.base_weights:
             w.setflags(write=False)
@@ -138,20 +141,29 @@ class Workbench:
             self._noise[sigma] = (x + rng.normal(0.0, sigma, x.shape)).astype(np.float32)
         return self._noise[sigma]
 
-    def test_accuracy(self, forward=None) -> float:
-        """Accuracy on the test split alone: what a sensitivity point costs."""
-        return accuracy_and_loss(predict(forward or self.forward, self.dataset.x_test), self.dataset.y_test)[0]
+    def test_metric(self, forward=None) -> float:
+        """The headline metric on the test split alone: what a sensitivity point costs."""
+        return self.head.score(predict(forward or self.forward, self.dataset.x_test), self.dataset.y_test)[self.task.metric]
 
     def evaluate(self, spec: PruneSpec, forward=None) -> dict[str, float]:
-        """Accuracy metrics of the working model as it is now (or of `forward`'s model)."""
-        ds = self.dataset
+        """The task's metrics (DESIGN §5) of the working model as it is now (or of `forward`'s model).
+
+        Classifiers give `accuracy`, `loss`, `train_accuracy`, `robust_accuracy` (binary also
+        `auc`); regression `mae`, `r2`, `loss`, `train_mae`, `robust_mae` and the bootstrap
+        band `mae_low` / `mae_high`, which needs the per-sample errors.
+        """
+        ds, metric = self.dataset, self.task.metric
         forward = forward or self.forward
-        accuracy, loss = accuracy_and_loss(predict(forward, ds.x_test), ds.y_test)
-        train_accuracy = float("nan")
+        outputs = predict(forward, ds.x_test)
+        metrics = self.head.score(outputs, ds.y_test)
+        train = float("nan")
         if self._train_x is not None:
-            train_accuracy, _ = accuracy_and_loss(predict(forward, self._train_x), self._train_y)
-        robust, _ = accuracy_and_loss(predict(forward, self._noisy_test(spec.noise_sigma)), ds.y_test)
-        return {"accuracy": accuracy, "loss": loss, "train_accuracy": train_accuracy, "robust_accuracy": robust}
+            train = self.head.score(predict(forward, self._train_x), self._train_y)[metric]
+        robust = self.head.score(predict(forward, self._noisy_test(spec.noise_sigma)), ds.y_test)[metric]
+        metrics.update({f"train_{metric}": train, f"robust_{metric}": robust})
+        if self.task.band != "wilson":
+            metrics[f"{metric}_low"], metrics[f"{metric}_high"] = bootstrap_interval(outputs, ds.y_test)
+        return metrics
 
     def base_forward(self):
         """A traced forward of a second model instance that always holds the base weights,
@@ -218,7 +230,7 @@ class Workbench:
         spec = PruneSpec(model=self.model_ref, data=self.data_ref, target_sparsity=0.0, seed=seed)
         return BaselineReport(
             model=self.model_ref, data=self.data_ref, description=self.description,
-            metrics=dict(self.baseline_metrics(spec)), layers=layer_table(self.model),
+            metrics=dict(self.baseline_metrics(spec)), layers=layer_table(self.model), task=self.task.name,
             dataset=self.dataset.summary(), environment=dict(self.env), model_path=self.path,
         )
 

@@ -207,7 +207,7 @@ def make_recipe(run: Run) -> dict[str, Any]:
         "spec": spec.to_dict(),
         "expected": {
             "sparsity": run.metrics["sparsity"],
-            "accuracy": run.metrics["pruned"]["accuracy"],
+            **headline(run.metrics["pruned"]),
         },
         "environment": run.environment,
         "command": "python -m pruning prune --recipe THIS_FILE --json",
@@ -253,9 +253,15 @@ def read_recipe(path: str | Path) -> Recipe:
                   source_run=raw.get("run_id"))
 
 
-def recipe_check(recipe: Recipe, sparsity: float, accuracy: float) -> dict[str, Any]:
-    """Whether a re-run measured what the recipe's run did (exactly: same seed, same device)."""
-    measured = {"sparsity": sparsity, "accuracy": accuracy}
+def headline(pruned: dict[str, Any]) -> dict[str, float]:
+    """The headline metric of pruned metrics, by its key: {"accuracy": ...} or {"mae": ...}."""
+    return {key: pruned[key] for key in ("accuracy", "mae") if key in pruned}
+
+
+def recipe_check(recipe: Recipe, sparsity: float, metric: dict[str, float]) -> dict[str, Any]:
+    """Whether a re-run measured what the recipe's run did (exactly: same seed, same device);
+    `metric` is the headline metric by its key, as `headline` gives it."""
+    measured = {"sparsity": sparsity, **metric}
     same = all(abs(measured[k] - v) <= 1e-9 for k, v in recipe.expected.items() if k in measured)
     return {"expected": recipe.expected, "measured": measured, "reproduced": same}
 
