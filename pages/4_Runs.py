@@ -73,7 +73,8 @@ else:
         st.plotly_chart(charts.compare_layers_figure([(r.label, r.method, r.layers) for r in prunes]),
                         key="compare_layers")
     sweeps = [run for run in selected if run.kind == "sweep"]
-    marks = [(r.label, r.method, r.metrics["sparsity"], r.metrics["pruned"]["accuracy"]) for r in prunes]
+    marks = [(r.label, r.method, r.metrics["sparsity"], r.metrics["pruned"].get("accuracy")) for r in prunes
+             if r.task.metric == "accuracy"]
     st.plotly_chart(charts.compare_curves_figure([(r.label, backend.run_points(r.id)) for r in sweeps], marks),
                     key="compare_curves")
 
@@ -106,8 +107,11 @@ if run.error:
 if run.kind == "prune" and run.status == "completed":
     derived = run.metrics.get("derived", {})
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{run.metrics['pruned']['accuracy']:.2%}",
-                   delta=f"{-derived.get('accuracy_loss', 0):+.2%} vs dense")
+    task = run.task
+    change = derived.get("metric_change", derived.get("accuracy_loss", 0.0))
+    cols[0].metric(f"Test {task.label}", task.format(run.metrics["pruned"][task.metric]),
+                   delta=f"{-change * 100:+.2f} pt vs dense" if task.unit == "%" else f"{change:+.4g} worse vs dense",
+                   delta_color="normal" if task.unit == "%" else "inverse")
     cols[1].metric("Sparsity (measured)", f"{run.metrics['sparsity']:.2%}",
                    delta=f"requested {run.metrics['target_sparsity']:.0%}", delta_color="off")
     cols[2].metric("gzip size", cards.human_bytes(run.metrics["pruned"]["gzip_bytes"]),

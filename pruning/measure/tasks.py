@@ -106,6 +106,10 @@ class Task:
         value = metrics[self.metric]
         return f"{self.metric} {value:.2%}" if self.unit == "%" else f"{self.label} {value:.4g}"
 
+    def format(self, value: float) -> str:
+        """A value of the headline metric as shown beside its label: "91.20%", "0.213"."""
+        return f"{value:.2%}" if self.unit == "%" else f"{value:.4g}"
+
     def change(self, baseline: float, pruned: float) -> float:
         """`metric_change`: how much worse the pruned model is, in the metric's units (negative: better)."""
         return baseline - pruned if self.higher_is_better else pruned - baseline

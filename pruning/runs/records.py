@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from ..errors import BadInput
+from ..measure.tasks import Task, get_task
 from ..reports import PruneReport
 from ..specs import PruneSpec
 
@@ -44,6 +45,11 @@ class Run:
         if self.kind == "prune" and "target_sparsity" in self.metrics:
             return f"#{self.id} {self.method} {self.metrics['target_sparsity']:.0%}"
         return f"#{self.id} {self.kind} {self.method}".rstrip()
+
+    @property
+    def task(self) -> Task:
+        """The task whose headline metric the run was measured with (older runs: multiclass)."""
+        return get_task(self.metrics.get("task"))
 
     @property
     def target_sparsity(self) -> Optional[float]:
@@ -92,8 +98,8 @@ class Outcome:
 def prune_outcome(report: PruneReport) -> Outcome:
     """A PruneReport as the row stores it (everything the report page and export need)."""
     as_json = report.to_json_dict()
-    metrics = {k: as_json[k] for k in ("method", "granularity", "target_sparsity", "sparsity",
-                                         "baseline", "pruned", "derived")}
+    metrics = {k: as_json[k] for k in ("task", "metric", "higher_is_better", "method", "granularity",
+                                         "target_sparsity", "sparsity", "baseline", "pruned", "derived")}
     details = {
         "histograms": report.histograms, "mask_images": report.mask_images,
         "timing_s": report.timing_s, "notes": list(report.notes),

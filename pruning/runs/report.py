@@ -147,12 +147,14 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
 
     m = run.metrics
     base, pruned, derived = m["baseline"], m["pruned"], m.get("derived", {})
+    task = run.task
 
     def pct(value: Any) -> str:
         return "n/a" if value is None else f"{value:.1%}"
 
     page.add(_cards([
-        ("test accuracy (baseline -> pruned)", f"{base['accuracy']:.2%} -> {pruned['accuracy']:.2%}"),
+        (f"test {task.label} (baseline -> pruned)",
+         f"{task.format(base[task.metric])} -> {task.format(pruned[task.metric])}"),
         ("measured sparsity (requested)", f"{m['sparsity']:.1%} ({m['target_sparsity']:.0%})"),
         ("gzip size reduction", pct(derived.get("size_reduction"))),
         ("effective FLOPs reduction", pct(derived.get("flops_reduction"))),
@@ -182,8 +184,8 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
                  "--out model.tflite</code> adds its sizes here.</p>")
     if points:
         page.heading("Trade-off")
-        page.chart(tradeoff_figure(points, {"sparsity": m["sparsity"], "accuracy": pruned["accuracy"]}),
-                   "chart-tradeoff")
+        page.chart(tradeoff_figure(points, {"sparsity": m["sparsity"], task.metric: pruned[task.metric]},
+                                   y=task.metric), "chart-tradeoff")
 
 
 def write_report(store: RunStore, run_id: int, out: str | Path) -> Path:

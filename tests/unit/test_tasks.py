@@ -202,3 +202,20 @@ def test_taylor_and_finetuning_use_the_tasks_loss(engine, tmp_path, case, units,
     x_test = features(2, N_TEST)
     check_metrics(report.pruned, reference(case, outputs_of(report.model_path, x_test), labels(case, x_test)))
     assert report.sparsity == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_stored_regression_run_reads_as_mae_in_the_store_and_the_report(engine, tmp_path):
+    from pruning.runs.report import build_report
+    from pruning.runs.store import RunStore
+
+    model_path, data_path = write_case(tmp_path, "regression", 1, "linear")
+    spec = PruneSpec(model=ModelRef.parse(str(model_path)), data=DataRef.parse(str(data_path)),
+                     target_sparsity=0.5)
+    store = RunStore(tmp_path / "runs.db")
+    run_id, report = store.record_prune(spec, lambda: engine.prune(spec), source="test")
+    run = store.get(run_id)
+    assert (run.task.name, run.task.metric) == ("regression", "mae")
+    assert run.metrics["higher_is_better"] is False
+    html = build_report(run)
+    assert "test MAE (baseline -&gt; pruned)" in html
+    assert f"{report.pruned['mae']:.4g}" in html
