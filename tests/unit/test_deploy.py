@@ -162,3 +162,17 @@ def test_deploy_needs_training_samples(deployed, tmp_path, tiny_npz):
     spec = PruneSpec(model=run.prune_spec().model, data=DataRef.parse(str(test_only)))
     with pytest.raises(BadInput, match="calibrate"):
         deploy_model(spec, run.artifact_path, OPTIONS)
+
+
+@pytest.mark.slow
+def test_pqat_keeps_every_zero_through_int8(deployed):
+    store, run, _ = deployed
+    report = deploy_model(run.prune_spec(), run.artifact_path,
+                          DeploySpec(representative_samples=32, latency_calls=1, pqat_epochs=1)).to_dict()
+    rows, keras_rows = _rows(report), {row["model"]: row for row in report["keras"]}
+    pqat = rows["pruned int8 PQAT"]
+    assert pqat["zeros"] == keras_rows["pruned"]["zeros"]  # Default8BitPrunePreserveQuantizeScheme
+    assert make_interpreter(open(pqat["path"], "rb").read()).get_input_details()[0]["dtype"] == np.float32
+    stages = export.size_waterfall(run, deploy=report)["stage"].tolist()
+    assert stages[-2:] == ["TFLite int8 PQAT", "TFLite int8 PQAT gzip"]
+    assert export.int8_artifact(report)["artifact"] == "pruned int8 PQAT"
