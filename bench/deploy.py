@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--pqat-epochs", type=int, default=0)
+    parser.add_argument("--only-mnist", action="store_true")
     args = parser.parse_args()
     store, engine = RunStore(home() / "runs.db"), Engine(2)
     # ../shared beside the checkout, or two levels up for a worktree under /work/wt/
@@ -48,6 +49,13 @@ def main() -> None:
     out["mnist_cnn_80"] = {"waterfall": s["waterfall"], "int8": s["int8"], "derived": s["derived"],
                            "baseline_accuracy": s["baseline"]["accuracy"], "seconds": time.perf_counter() - start}
     print(json.dumps(out["mnist_cnn_80"], indent=1, default=str), flush=True)
+    dense_stored = DeploySpec(representative_samples=256, latency_calls=20, sparse_encoding=False)
+    s = deploy_summary(store.get(store.list(kind="prune")[0].id), stored_deploy(store, store.list(kind="prune")[0].id,
+                                                                                 dense_stored))
+    out["mnist_cnn_80_no_sparse_encoding"] = {"int8": s["int8"], "derived": s["derived"]}
+    print(json.dumps(out["mnist_cnn_80_no_sparse_encoding"], indent=1, default=str), flush=True)
+    if args.only_mnist:
+        return
 
     if not args.skip_latency:
         digits = DataRef("digits")

@@ -199,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         if args.format == "tflite-int8":
             options = DeploySpec(representative_samples=args.representative_samples, interface=args.interface,
-                                 pqat_epochs=args.pqat_epochs)
+                                 pqat_epochs=args.pqat_epochs, sparse_encoding=not args.no_sparse_encoding)
             result = EXPORTERS[args.format](run, args.out, store, options)
         else:
             result = EXPORTERS[args.format](run, args.out, store)
@@ -259,6 +259,8 @@ def add_run_commands(sub) -> None:
                         help="tflite-int8: epochs of sparsity-preserving quantization-aware training first")
     export.add_argument("--representative-samples", type=int, default=256,
                         help="tflite-int8: train-split samples that calibrate the activation ranges")
+    export.add_argument("--no-sparse-encoding", action="store_true",
+                        help="tflite-int8: store the zeros (no EXPERIMENTAL_SPARSITY): more memory, smaller gzip")
     export.set_defaults(run=cmd_export)
 
     report = sub.add_parser("report", help="a one-file HTML report of a stored run")

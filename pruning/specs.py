@@ -176,6 +176,9 @@ class DeploySpec(SpecCodec):
     pqat_epochs: int = 0  # > 0: tfmot's sparsity-preserving quantization-aware training first
     latency_calls: int = 30  # timed interpreter invokes per latency figure
     seed: int = 0
+    # EXPERIMENTAL_SPARSITY: sparse weights stored as values + indices (less memory); without it the
+    # zeros are stored, which gzip packs tighter than the indices (a smaller download)
+    sparse_encoding: bool = True
 
     def __post_init__(self) -> None:
         if self.interface not in ("float", "int8"):

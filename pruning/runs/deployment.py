@@ -135,7 +135,8 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
         progress(0.35 + 0.6 * i / len(steps), f"converting and measuring {name} (TFLite interpreter)")
         start = time.perf_counter()
         flatbuffer = convert_tflite(model, quantization, samples if quantization == "int8" else None,
-                                    options.interface if quantization == "int8" else "float")
+                                    options.interface if quantization == "int8" else "float",
+                                    sparsity=options.sparse_encoding)
         timing[f"convert {name}"] = time.perf_counter() - start
         start = time.perf_counter()
         row = _tflite_row(name, quantization, flatbuffer, outputs[source], x_test, y_test, batch, threads,
