@@ -154,20 +154,45 @@ if run.kind == "prune" and run.status == "completed":
     ex[1].download_button("Recipe (.json)", data=backend.recipe_bytes(run.id), file_name=f"{stem}-recipe.json",
                           mime="application/json", key="download_recipe",
                           help="`python -m pruning prune --recipe FILE` reproduces this run (same seed, CPU).")
-    tflite = run.details.get("tflite")
-    if ex[2].button("Convert to TFLite", key="run_tflite", disabled=bool(tflite and tflite.get("ok"))):
-        with st.spinner("Converting and checking against Keras on the test split..."):
-            tflite = backend.tflite_export(run.id)
-    if tflite:
-        if tflite.get("ok"):
-            tflite = backend.tflite_export(run.id)  # the file beside the run, made once
-            ex[2].download_button("TFLite model (.tflite)", data=backend.read_bytes(tflite["path"]),
-                                  file_name=f"{stem}.tflite", mime="application/octet-stream",
-                                  key="download_tflite")
-        message = (f"TFLite agrees with Keras on {tflite['agreement']:.2%} of {tflite['samples']:,} test "
-                   f"predictions (largest output difference {tflite['max_abs_diff']:.2g}).")
-        (st.success if tflite.get("ok") else st.error)(
-            message if tflite.get("ok") else message + " Below 99.9%: not offered for download.")
+    summary = backend.deploy_figures(run.id)
+    if summary is None and st.session_state.get(state.RUNS_DEPLOY) != run.id:
+        if ex[2].button("Convert to TFLite (float32 + int8)", key="run_tflite",
+                        help="In the worker process: float32 and full-integer int8 TFLite (sparsity kept), "
+                             "each measured by the TFLite interpreter on the test split."):
+            st.session_state[state.RUNS_DEPLOY] = run.id
+            st.rerun()
+    elif summary is None:
+        st.button("Cancel conversion", key="run_tflite_cancel", on_click=st.session_state.pop,
+                  args=(state.RUNS_DEPLOY, None), help="Stops the conversion in the worker process.")
+        bar = st.empty()
+        try:
+            backend.deploy(run.id, progress_to(bar))
+        except BadInput as exc:
+            show_error(exc)
+        finally:
+            st.session_state.pop(state.RUNS_DEPLOY, None)
+        st.rerun()
+    if summary:
+        rows = {row["artifact"]: row for row in summary["artifacts"]}
+        int8 = summary["int8"]
+        ex[2].download_button("TFLite float32 (.tflite)", data=backend.read_bytes(rows["pruned float32"]["path"]),
+                              file_name=f"{stem}-float32.tflite", mime="application/octet-stream",
+                              key="download_tflite")
+        ex[3].download_button("TFLite int8 (.tflite)", data=backend.read_bytes(rows[int8["artifact"]]["path"]),
+                              file_name=f"{stem}-int8.tflite", mime="application/octet-stream",
+                              key="download_tflite_int8")
+        lite = rows["pruned float32"]
+        st.success(f"TFLite float32 agrees with Keras on {lite['agreement']:.2%} of the test predictions; "
+                   f"int8 ({summary['interface']} input/output) scores {int8['accuracy']:.2%} under the TFLite "
+                   f"interpreter (Keras {summary['pruned']['accuracy']:.2%}), keeps {int8['sparsity']:.1%} zeros "
+                   f"in its weight tensors, and is {summary['derived']['int8_gzip_size_ratio']:.1f}x smaller "
+                   "than the dense .keras once gzipped.")
+        st.dataframe(backend.deploy_frame(summary), hide_index=True, width="stretch", key="deploy_table",
+                     column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
+                                    "sparsity": st.column_config.NumberColumn(format="percent")})
+        st.caption(f"Latency per batch of {summary['latency_batch']} (TFLite: XNNPACK, 1 and {summary['threads']} "
+                   "threads). Memory: weights as stored + peak live activations of one sample. Efficiency: "
+                   "accuracy per effective MFLOP.")
     st.plotly_chart(charts.size_waterfall_figure(backend.size_stages(run.id)), key="size_waterfall")
 if run.status == "completed":
     if st.button("Build HTML report", key="run_report",

@@ -195,18 +195,35 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .runs.export import EXPORTERS, ExportError
     from .runs.store import open_store
+    from .specs import DeploySpec
 
     store = open_store()
     run = store.get(args.run_id)
     try:
-        result = EXPORTERS[args.format](run, args.out, store)
+        if args.format == "tflite-int8":
+            options = DeploySpec(representative_samples=args.representative_samples, interface=args.interface,
+                                 pqat_epochs=args.pqat_epochs, sparse_encoding=not args.no_sparse_encoding)
+            result = EXPORTERS[args.format](run, args.out, store, options)
+        else:
+            result = EXPORTERS[args.format](run, args.out, store)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print_json(result if isinstance(result, dict) else {"run_id": run.id, "format": args.format,
+                                                            "out": str(args.out)})
+        return 0
     if hasattr(result, "agreement"):
         print(f"TFLite agrees with Keras on {result.agreement:.4%} of {result.samples:,} test predictions "
               f"(largest output difference {result.max_abs_diff:.2g}); {result.size_bytes:,} bytes, "
               f"{result.gzip_bytes:,} gzipped")
+    if isinstance(result, dict) and "int8" in result:
+        int8, metric = result["int8"], result["metric"]
+        print(f"{int8['artifact']} ({result['interface']} interface): {metric} {int8[metric]:.4f} "
+              f"(TFLite interpreter, test split; dense Keras {result['baseline'][metric]:.4f}), "
+              f"sparsity in its tensors {int8['sparsity']:.4f}, {int8['bytes']:,} bytes, {int8['gzip_bytes']:,} "
+              f"gzipped ({result['derived']['int8_gzip_size_ratio']:.1f}x smaller than the dense .keras), "
+              f"memory {int8['memory_bytes']:,} bytes")
     print(f"run {run.id} exported as {args.format} to {args.out}")
     return 0
 
@@ -237,6 +254,16 @@ def add_run_commands(sub) -> None:
     export.add_argument("run_id", type=int)
     export.add_argument("--format", required=True, choices=list(EXPORTERS))
     export.add_argument("--out", required=True)
+    export.add_argument("--json", action="store_true",
+                        help="print one JSON object (tflite-int8: the deploy report, waterfall and derived figures)")
+    export.add_argument("--interface", choices=["float", "int8"], default="float",
+                        help="tflite-int8: float32 input/output tensors (default) or int8 ones")
+    export.add_argument("--pqat-epochs", type=int, default=0,
+                        help="tflite-int8: epochs of sparsity-preserving quantization-aware training first")
+    export.add_argument("--representative-samples", type=int, default=256,
+                        help="tflite-int8: train-split samples that calibrate the activation ranges")
+    export.add_argument("--no-sparse-encoding", action="store_true",
+                        help="tflite-int8: store the zeros (no EXPERIMENTAL_SPARSITY): more memory, smaller gzip")
     export.set_defaults(run=cmd_export)
 
     report = sub.add_parser("report", help="a one-file HTML report of a stored run")

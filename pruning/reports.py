@@ -1,4 +1,4 @@
-"""The plain-data reports the backend returns: baseline, prune, sweep and sensitivity.
+"""The plain-data reports the backend returns: baseline, prune, sweep, sensitivity and deploy.
 
 Numbers, strings, lists, dicts and DataFrames only (DESIGN §3), so they cache, store, print
 as JSON and cross a process boundary; no TensorFlow here.
@@ -19,6 +19,7 @@ from .plain import to_plain
 from .specs import (
     METRIC_KEYS,
     DataRef,
+    DeploySpec,
     ModelRef,
     PointFn,
     ProgressFn,
@@ -412,3 +413,47 @@ class SweepRows:
 def task_of(row: Mapping[str, Any]):
     """The task whose headline metric a row carries (rows arrive before the report names it)."""
     return next((task for task in TASKS.values() if task.metric in row), TASKS["multiclass"])
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    """A pruned model deployed: its TFLite artifacts measured under the TFLite interpreter.
+
+    `artifacts`: one row per TFLite file (`dense float32`, `pruned float32`, `pruned int8`,
+    and `pruned int8 PQAT` with PQAT): `artifact`, `quantization`, `path`, `bytes`,
+    `gzip_bytes`, the headline metric and `loss` on the test split, `agreement` (share of
+    test predictions equal to the Keras model it came from), `max_abs_diff`, `zeros`,
+    `weights`, `sparsity` (read back from its conv/dense weight tensors), `weight_bytes`,
+    `activation_bytes`, `memory_bytes`, and `latency_ms` / `latency_p90_ms` per thread
+    count (`latency_1t_ms`, `latency_all_ms`, ...). `keras`: `dense` and `pruned` rows with
+    `accuracy`, `params`, `zeros` (conv/dense kernels), `memory_bytes` and Keras latency.
+    """
+
+    spec: PruneSpec
+    options: DeploySpec
+    metric: str  # the headline metric the artifacts are scored by
+    interface: str  # the int8 model's input/output: float or int8
+    threads: int  # "all threads": the cores TFLite was given
+    latency_batch: int
+    artifacts: list[dict[str, Any]]
+    keras: list[dict[str, Any]]
+    timing_s: dict[str, float]
+
+    def artifact(self, name: str) -> dict[str, Any]:
+        """The row of artifact `name` (KeyError naming the ones there are)."""
+        for row in self.artifacts:
+            if row["artifact"] == name:
+                return row
+        raise KeyError(f"no artifact {name!r}: there are {', '.join(r['artifact'] for r in self.artifacts)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain({"spec": self.spec.to_dict(), "options": self.options.to_dict(), "metric": self.metric,
+                         "interface": self.interface, "threads": self.threads, "latency_batch": self.latency_batch,
+                         "artifacts": self.artifacts, "keras": self.keras, "timing_s": self.timing_s})
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "DeployReport":
+        fields = dict(raw)
+        fields["spec"] = PruneSpec.from_dict(fields["spec"])
+        fields["options"] = DeploySpec.from_dict(fields["options"])
+        return cls(**fields)

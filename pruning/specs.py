@@ -161,6 +161,40 @@ class PruneSpec(SpecCodec):
             raw["layer_sparsity"] = tuple((str(name), float(value)) for name, value in raw["layer_sparsity"])
         return cls(**raw)
 
+@dataclass(frozen=True)
+class DeploySpec(SpecCodec):
+    """How a pruned model is deployed: int8 calibration, the int8 interface, optional PQAT.
+
+    >>> DeploySpec(interface="uint8")
+    Traceback (most recent call last):
+    ...
+    pruning.errors.BadInput: interface must be float or int8, not 'uint8'
+    """
+
+    representative_samples: int = 256  # train-split samples that calibrate int8 activation ranges
+    interface: str = "float"  # the int8 model's input/output tensors: float32 (drop-in) or int8
+    pqat_epochs: int = 0  # > 0: tfmot's sparsity-preserving quantization-aware training first
+    latency_calls: int = 30  # timed interpreter invokes per latency figure
+    seed: int = 0
+    # EXPERIMENTAL_SPARSITY: sparse weights stored as values + indices (less memory); without it the
+    # zeros are stored, which gzip packs tighter than the indices (a smaller download)
+    sparse_encoding: bool = True
+
+    def __post_init__(self) -> None:
+        if self.interface not in ("float", "int8"):
+            raise BadInput(f"interface must be float or int8, not {self.interface!r}")
+        if self.representative_samples < 1:
+            raise BadInput(f"representative samples must be >= 1, not {self.representative_samples}")
+        if self.pqat_epochs < 0:
+            raise BadInput(f"PQAT epochs must be >= 0, not {self.pqat_epochs}")
+        if self.latency_calls < 1:
+            raise BadInput(f"latency calls must be >= 1, not {self.latency_calls}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "DeploySpec":
+        return cls(**dict(raw))
+
+
 def validate_sparsity(value: float) -> float:
     """Sparsity must be a number in [0, 1): 1.0 would remove every weight."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):

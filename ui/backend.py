@@ -21,12 +21,13 @@ from pruning.plan import plan_sparsity
 from pruning.reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from pruning.run.sensitivity import sensitivity_outcome
 from pruning.runs import history
-from pruning.runs.export import recipe_text, stored_tflite
+from pruning.runs.export import deploy_summary, recipe_text, stored_deploy
 from pruning.runs.report import build_report
 from pruning.runs.resume import run_stored_sweep
 from pruning.runs.store import Run, RunStore, open_store
 from pruning.specs import (
     DataRef,
+    DeploySpec,
     ModelRef,
     ProgressFn,
     PruneSpec,
@@ -212,9 +213,25 @@ def size_stages(run_id: int) -> pd.DataFrame:
     return history.size_stages(run_store(), run_id)
 
 
-def tflite_export(run_id: int) -> dict:
-    """The run's TFLite file, converted once and kept beside it (export.stored_tflite)."""
-    return stored_tflite(run_store(), run_id)
+def deploy(run_id: int, on_progress: Optional[ProgressFn] = None, options: DeploySpec = DeploySpec()) -> dict:
+    """The run's TFLite float32 and int8 files, converted and measured by the executor (the worker
+    process: this one never imports TensorFlow), once per options; kept in the run's details.
+    A Streamlit rerun raised from `on_progress` (Cancel) stops the worker's job."""
+    def compute(spec: PruneSpec, path: str, opts: DeploySpec) -> dict:
+        return get_executor().deploy(spec, path, opts, on_progress=on_progress)
+
+    return stored_deploy(run_store(), run_id, options, compute)
+
+
+def deploy_frame(summary: dict) -> pd.DataFrame:
+    return history.deploy_frame(summary)
+
+
+def deploy_figures(run_id: int) -> Optional[dict]:
+    """What the stored deploy report says (export.deploy_summary), None before any deploy."""
+    run = run_store().get(run_id)
+    stored = run.details.get("deploy")
+    return deploy_summary(run, stored) if stored else None
 
 
 def recipe_bytes(run_id: int) -> bytes:
@@ -226,7 +243,7 @@ def report_html(run_id: int) -> bytes:
     rebuilt only when what it shows changed (name, note, TFLite figures, sweeps)."""
     run = run_store().get(run_id)
     sweeps = history.related_sweeps(run_store(), run)
-    key = json.dumps([run.id, run.name, run.note, run.details.get("tflite"),
+    key = json.dumps([run.id, run.name, run.note, run.details.get("tflite"), run.details.get("deploy"),
                       [(sweep.id, len(points)) for sweep, points in sweeps]], sort_keys=True)
     return cached_call("report_html", key, lambda: build_report(run, sweeps).encode("utf-8"))
 

@@ -52,6 +52,7 @@ RUNS_COMPARE = "ps_runs_compare"  # run ids picked for side-by-side comparison
 RUNS_FOCUS = "ps_runs_focus"  # the one run to rename, note, delete, re-run, export
 RUNS_PARETO = "ps_runs_pareto"  # "model · dataset" whose runs the Pareto charts show
 RUNS_REPORT = "ps_runs_report"  # run id whose HTML report was built (shown as a download)
+RUNS_DEPLOY = "ps_runs_deploy"  # run id whose TFLite float32 + int8 conversion was asked for (Cancel clears it)
 PRESENTATION = "ps_presentation"
 MIXED_PRECISION = "ps_mixed_precision"
 RECALIBRATE_BN = "ps_recalibrate_bn"

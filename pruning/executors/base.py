@@ -18,6 +18,7 @@ from typing import (
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
+    DeploySpec,
     ModelRef,
     PointFn,
     ProgressFn,
@@ -42,6 +43,12 @@ class Executor(Protocol):
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport: ...
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport: ...
+
+    def deploy(self, spec: PruneSpec, artifact: str, options: DeploySpec,
+               on_progress: Optional[ProgressFn] = None) -> dict[str, Any]:
+        """The pruned model at `artifact` converted to TFLite float32 and int8 and measured
+        (runs.deployment.deploy_model); a DeployReport.to_dict()."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """`device` (where models run) and `models` (zoo names), from wherever TensorFlow lives."""

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
+    DeploySpec,
     ModelRef,
     PointFn,
     ProgressFn,
@@ -95,6 +96,13 @@ class InlineExecutor:
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
         with self._job("sensitivity", sensitivity_label(spec)) as job:
             return self.engine.sensitivity(spec, self._checked(job, on_progress))
+
+    def deploy(self, spec: PruneSpec, artifact: str, options: DeploySpec,
+               on_progress: Optional[ProgressFn] = None) -> dict[str, Any]:
+        from ..runs.deployment import deploy_model
+
+        with self._job("deploy", f"deploy {prune_label(spec)}") as job:
+            return deploy_model(spec, artifact, options, self._checked(job, on_progress)).to_dict()
 
     def describe(self) -> dict[str, Any]:
         return describe()

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from ..specs import (
     DataRef,
+    DeploySpec,
     ModelRef,
     PointFn,
     ProgressFn,
@@ -57,6 +58,15 @@ def _sensitivity(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_po
     return to_wire("sensitivity", engine.sensitivity(SensitivitySpec.from_dict(args["spec"]), on_progress))
 
 
+def _deploy(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
+    from ..runs.deployment import (
+        deploy_model,  # converts with TensorFlow: here, where it lives
+    )
+
+    return deploy_model(PruneSpec.from_dict(args["spec"]), args["artifact"],
+                        DeploySpec.from_dict(args.get("options", {})), on_progress).to_dict()
+
+
 # What the worker process serves; Ray actors serve these and a few of their own.
 OPERATIONS: Mapping[str, Operation] = MappingProxyType({
     "describe": _describe,
@@ -64,6 +74,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({
     "prune": _prune,
     "sweep": _sweep,
     "sensitivity": _sensitivity,
+    "deploy": _deploy,
 })
 
 
@@ -73,7 +84,7 @@ def get_operation(table: Mapping[str, Operation], op: str) -> Operation:
     >>> get_operation(OPERATIONS, "prnue")
     Traceback (most recent call last):
     ...
-    ValueError: unknown operation 'prnue': choose one of baseline, describe, prune, sensitivity, sweep
+    ValueError: unknown operation 'prnue': choose one of baseline, deploy, describe, prune, sensitivity, sweep
     """
     if op not in table:
         raise ValueError(f"unknown operation {op!r}: choose one of {', '.join(sorted(table))}")

@@ -27,6 +27,7 @@ from ..reports import (
 )
 from ..specs import (
     DataRef,
+    DeploySpec,
     ModelRef,
     PointFn,
     ProgressFn,
@@ -363,6 +364,14 @@ class RayExecutor:
             layer_sizes={layer: parts[layer].layer_sizes[layer] for layer in layers},
             layer_types={layer: parts[layer].layer_types[layer] for layer in layers}, timing_s=timing,
         )
+
+    def deploy(self, spec: PruneSpec, artifact: str, options: DeploySpec,
+               on_progress: Optional[ProgressFn] = None) -> dict[str, Any]:
+        """The deploy step on an actor: the pruned model's path must be readable there (a local
+        Ray instance, or a shared file system); the app's default is the worker executor."""
+        with self._job("deploy", f"deploy {prune_label(spec)}") as job:
+            return self._one(job, "deploy", {"spec": spec.to_dict(), "artifact": str(artifact),
+                                             "options": options.to_dict()}, self._blobs_for(spec.model, spec.data))
 
     def describe(self) -> dict[str, Any]:
         """Executor name and cluster resources, plus `device` and `models` as an actor sees them."""

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Optional
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
+    DeploySpec,
     ModelRef,
     PointFn,
     ProgressFn,
@@ -328,6 +329,11 @@ class WorkerExecutor:
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
         return self._call("sensitivity", sensitivity_label(spec), {"spec": spec.to_dict()}, on_progress)
+
+    def deploy(self, spec: PruneSpec, artifact: str, options: DeploySpec,
+               on_progress: Optional[ProgressFn] = None) -> dict[str, Any]:
+        return self._call("deploy", f"deploy {prune_label(spec)}",
+                          {"spec": spec.to_dict(), "artifact": str(artifact), "options": options.to_dict()}, on_progress)
 
     def describe(self) -> dict[str, Any]:
         """The worker's device and zoo model names (asked of it: this process has no TensorFlow)."""

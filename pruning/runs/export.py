@@ -1,13 +1,9 @@
-"""Export a stored run: the pruned model as .keras or TFLite, a recipe that reproduces it,
-and the size waterfall from the dense model to a compressed TFLite file.
+"""Export a stored run: the pruned model as .keras, TFLite or int8 TFLite, a recipe that reproduces
+it, and the size waterfall from the dense model to a compressed int8 file.
 """
 from __future__ import annotations
 
-import gzip
 import json
-import os
-import tempfile
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -16,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInput
-from ..specs import PruneSpec, file_sha256
+from ..paths import write_atomic
+from ..specs import DeploySpec, PruneSpec, file_sha256
+from .deployment import gzip_size
 from .store import Run, RunStore
 
 AGREEMENT_MIN = 0.999  # TFLite must give the same class as Keras on this share of test samples
 RECIPE_FORMAT = 1
-TFLITE_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -68,28 +65,6 @@ def _model_file(run: Run) -> Path:
     return path
 
 
-def write_atomic(out: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temp file in the target folder, then rename: never a half-written export."""
-    out = Path(out)
-    if out.is_dir():
-        raise BadInput(f"{out} is a folder: give a file name to export to")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
-
-
-def gzip_size(data: bytes) -> int:
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
-
-
 # -- .keras ---------------------------------------------------------------------------------
 def export_keras(run: Run, out: str | Path, store: Optional[RunStore] = None) -> Path:
     """The pruned model as saved by the engine: plain layers, no pruning wrappers.
@@ -108,40 +83,9 @@ def export_keras3(run: Run, out: str | Path, store: Optional[RunStore] = None) -
 
 
 # -- TFLite ---------------------------------------------------------------------------------
-def convert_tflite(model) -> bytes:
-    """A float32 TFLite flatbuffer of a Keras model (no quantisation: the numbers stay comparable)."""
-    from .._keras import _quiet_native_stderr, tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    with _quiet_native_stderr():  # MLIR prints pages of progress on fd 2
-        return converter.convert()
-
-
-def tflite_predict(flatbuffer: bytes, x: np.ndarray, batch: int = TFLITE_BATCH) -> np.ndarray:
-    from .._keras import _quiet_native_stderr, tf
-
-    with warnings.catch_warnings():
-        # tf.lite.Interpreter warns it moves to ai_edge_litert; in TF 2.21 it still works
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    outputs, size = [], None
-    with _quiet_native_stderr():  # the XNNPACK delegate announces itself on fd 2
-        for start in range(0, len(x), batch):
-            chunk = np.ascontiguousarray(x[start : start + batch], dtype=np.float32)
-            if len(chunk) != size:
-                interpreter.resize_tensor_input(inp["index"], list(chunk.shape))
-                interpreter.allocate_tensors()
-                size = len(chunk)
-            interpreter.set_tensor(inp["index"], chunk)
-            interpreter.invoke()
-            outputs.append(interpreter.get_tensor(out["index"]).copy())
-    return np.concatenate(outputs)
-
-
 def tflite_agreement(flatbuffer: bytes, model, x: np.ndarray) -> tuple[float, float]:
     """(share of samples with the same predicted class, largest output difference)."""
+    from ..measure.deploy import tflite_predict
     from ..measure.metrics import make_forward, predict
 
     keras_out = predict(make_forward(model), x)
@@ -156,10 +100,11 @@ def export_tflite(run: Run, out: str | Path, store: Optional[RunStore] = None) -
     With a `store`, the figures are kept in the run's details for the page and the report.
     """
     from .._keras import keras
+    from ..measure.deploy import convert_tflite
     from ..model.datasets import load_dataset
 
     model = keras.models.load_model(_model_file(run), compile=False)
-    flatbuffer = convert_tflite(model)
+    flatbuffer = convert_tflite(model, "float32", sparsity=False)  # plain: comparable with earlier exports
     dataset = load_dataset(run.prune_spec().data)
     agreement, max_diff = tflite_agreement(flatbuffer, model, dataset.x_test)
     result = TFLiteExport(
@@ -266,28 +211,156 @@ def recipe_check(recipe: Recipe, sparsity: float, metric: dict[str, float]) -> d
     return {"expected": recipe.expected, "measured": measured, "reproduced": same}
 
 
-# -- sizes ----------------------------------------------------------------------------------
-def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None) -> pd.DataFrame:
-    """Bytes at each step from the dense model to a compressed TFLite file.
+# -- int8 and the deploy step ----------------------------------------------------------------
+def stored_deploy(store: RunStore, run_id: int, options: DeploySpec = DeploySpec(),
+                  compute: Optional[Callable[[PruneSpec, str, DeploySpec], dict[str, Any]]] = None) -> dict[str, Any]:
+    """A run's deploy report (DeployReport.to_dict()), made once per options and kept in its details.
 
-    Columns: stage, bytes, change (bytes against the stage before), ratio (against dense).
-    `tflite` is a TFLiteExport.to_dict(); without it (or the run's stored one) the TFLite
-    stages are left out.
+    Args:
+        store: the run store; the report goes to the run's `deploy` detail, the float32
+            figures also to `tflite` (what the page showed before int8 existed).
+        run_id: a completed prune run.
+        options: how to deploy; a stored report made with other options is made again.
+        compute: (spec, model path, options) -> DeployReport.to_dict(); the app passes its
+            executor's `deploy` (the worker process converts); None: inline, in this process.
+    """
+    run = store.get(run_id)
+    source = _model_file(run)
+    stored = run.details.get("deploy")
+    if stored and stored.get("options") == options.to_dict() and all(
+            Path(row["path"]).is_file() for row in stored["artifacts"]):
+        return stored
+    if compute is None:
+        from .deployment import deploy_model
+
+        report = deploy_model(run.prune_spec(), source, options).to_dict()
+    else:
+        report = compute(run.prune_spec(), str(source), options)
+    store.set_detail(run.id, "deploy", report)
+    return report
+
+
+def int8_artifact(deploy: dict[str, Any]) -> dict[str, Any]:
+    """The int8 file a deploy report offers: the PQAT one where it was made, else post-training."""
+    rows = {row["artifact"]: row for row in deploy["artifacts"]}
+    return rows.get("pruned int8 PQAT") or rows["pruned int8"]
+
+
+def export_tflite_int8(run: Run, out: str | Path, store: Optional[RunStore] = None,
+                       options: DeploySpec = DeploySpec()) -> dict[str, Any]:
+    """The full-integer int8 TFLite model (and the whole deploy report, kept in the run's details).
+
+    Returns:
+        deploy_summary(run, report): the waterfall, every artifact's figures, `baseline`,
+        `pruned` and `derived` (what `export --json` prints).
+    """
+    _model_file(run)  # a run without a model fails here, in one line, before any conversion
+    if store is None:
+        from .deployment import deploy_model
+
+        report = deploy_model(run.prune_spec(), _model_file(run), options).to_dict()
+    else:
+        report = stored_deploy(store, run.id, options)
+        run = store.get(run.id)
+    source = Path(int8_artifact(report)["path"])
+    write_atomic(out, lambda tmp: tmp.write_bytes(source.read_bytes()))
+    return deploy_summary(run, report)
+
+
+def _per(value: Optional[float], amount: Optional[float], unit: float) -> Optional[float]:
+    return None if value is None or not amount else value / (amount / unit)
+
+
+def deploy_summary(run: Run, deploy: dict[str, Any]) -> dict[str, Any]:
+    """What deployment buys, in the CLI's shape: `baseline`, `pruned`, `int8`, `derived`, the waterfall.
+
+    `memory_bytes` (DESIGN §5) of the Keras models: weights as Keras stores them (float32,
+    zeros included) + the peak activations of their float32 graph; of a TFLite file: its
+    weights as stored + its peak activations (measure.deploy.tflite_memory). Efficiency: the
+    headline metric per effective MFLOP (MACs with a nonzero weight) and per MB of inference memory.
+    """
+    metric = deploy.get("metric", "accuracy")
+    keras_rows = {row["model"]: row for row in deploy["keras"]}
+    artifacts = {row["artifact"]: row for row in deploy["artifacts"]}
+    int8 = int8_artifact(deploy)
+    m = run.metrics
+
+    def side(keras_row: dict, lite: dict, flops: Optional[float]) -> dict[str, Any]:
+        return {metric: keras_row[metric], "memory_bytes": keras_row["memory_bytes"],
+                "keras_latency_ms": keras_row["latency_ms"], "effective_flops": flops,
+                "tflite_float32_" + metric: lite[metric], "tflite_float32_latency_1t_ms": lite["latency_1t_ms"],
+                "tflite_float32_latency_all_ms": lite["latency_all_ms"],
+                "tflite_float32_memory_bytes": lite["memory_bytes"],
+                f"{metric}_per_mflop": _per(keras_row[metric], flops, 1e6),
+                f"{metric}_per_mb": _per(keras_row[metric], keras_row["memory_bytes"], 1e6)}
+
+    baseline = side(keras_rows["dense"], artifacts["dense float32"], m["baseline"].get("effective_flops"))
+    pruned = side(keras_rows["pruned"], artifacts["pruned float32"], m["pruned"].get("effective_flops"))
+    int8_side = {k: int8[k] for k in (metric, "bytes", "gzip_bytes", "sparsity", "memory_bytes", "latency_1t_ms",
+                                      "latency_all_ms", "agreement")}
+    int8_side |= {"artifact": int8["artifact"], f"{metric}_per_mflop": _per(int8[metric], pruned["effective_flops"], 1e6),
+                  f"{metric}_per_mb": _per(int8[metric], int8["memory_bytes"], 1e6)}
+    dense_bytes = m["baseline"]["size_bytes"]
+
+    def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+        return None if a is None or not b else a / b
+
+    derived = {
+        "int8_gzip_size_ratio": dense_bytes / int8["gzip_bytes"],  # how many times smaller than dense .keras
+        f"int8_{metric}_loss": keras_rows["dense"][metric] - int8[metric],
+        "memory_reduction": 1 - pruned["memory_bytes"] / baseline["memory_bytes"],
+        "int8_memory_reduction": 1 - int8["memory_bytes"] / baseline["memory_bytes"],
+        "efficiency_gain": ratio(pruned[f"{metric}_per_mflop"], baseline[f"{metric}_per_mflop"]),
+        "int8_efficiency_gain_per_mb": ratio(int8_side[f"{metric}_per_mb"], baseline[f"{metric}_per_mb"]),
+        "tflite_int8_speedup_1t": ratio(artifacts["dense float32"]["latency_1t_ms"], int8["latency_1t_ms"]),
+        "tflite_int8_speedup_all": ratio(artifacts["dense float32"]["latency_all_ms"], int8["latency_all_ms"]),
+    }
+    return {"run_id": run.id, "metric": metric, "interface": deploy["interface"], "threads": deploy["threads"],
+            "latency_batch": deploy["latency_batch"], "baseline": baseline, "pruned": pruned, "int8": int8_side,
+            "derived": derived, "waterfall": size_waterfall(run, deploy=deploy).to_dict(orient="records"),
+            "artifacts": deploy["artifacts"], "keras": deploy["keras"], "timing_s": deploy["timing_s"]}
+
+
+# -- sizes ----------------------------------------------------------------------------------
+def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None,
+                   deploy: Optional[dict[str, Any]] = None) -> pd.DataFrame:
+    """Bytes and the headline metric at each step from the dense model to a compressed int8 file.
+
+    With a deploy report (`deploy`, or the run's stored one): dense .keras -> pruned .keras ->
+    pruned .keras gzip -> TFLite float32 -> TFLite int8 -> TFLite int8 gzip, every metric
+    measured on the test split (Keras for the .keras files, the TFLite interpreter for the
+    TFLite ones; a gzip step holds the same bytes as the step before, so the same metric).
+    Without one, an older float32-only TFLite export (`tflite`, or stored) adds its sizes with
+    no metric; without either, the TFLite steps are left out.
+
+    Returns:
+        Columns: stage, bytes, change (against the stage before), ratio (against dense),
+        the headline metric (named by its key: `accuracy`, `mae`), measured_by.
     """
     if run.kind != "prune" or run.status != "completed":
         raise BadInput(f"run {run.id} is a {run.status} {run.kind} run: sizes exist for completed prune runs")
+    deploy = deploy or run.details.get("deploy")
     tflite = tflite or run.details.get("tflite")
+    base, pruned = run.metrics["baseline"], run.metrics["pruned"]
+    metric = run.task.metric
     stages = [
-        ("dense .keras", run.metrics["baseline"]["size_bytes"]),
-        ("pruned .keras", run.metrics["pruned"]["size_bytes"]),
-        ("pruned .keras gzip", run.metrics["pruned"]["gzip_bytes"]),
+        ("dense .keras", base["size_bytes"], base[metric], "keras"),
+        ("pruned .keras", pruned["size_bytes"], pruned[metric], "keras"),
+        ("pruned .keras gzip", pruned["gzip_bytes"], pruned[metric], "same bytes as pruned .keras"),
     ]
-    if tflite:
-        stages += [("TFLite", tflite["size_bytes"]), ("TFLite gzip", tflite["gzip_bytes"])]
-    frame = pd.DataFrame(stages, columns=["stage", "bytes"])
+    if deploy:
+        lite, int8 = {r["artifact"]: r for r in deploy["artifacts"]}["pruned float32"], int8_artifact(deploy)
+        stages += [("TFLite float32", lite["bytes"], lite.get(metric), "tflite interpreter"),
+                   (f"TFLite {int8['artifact'][7:]}", int8["bytes"], int8.get(metric), "tflite interpreter"),
+                   (f"TFLite {int8['artifact'][7:]} gzip", int8["gzip_bytes"], int8.get(metric),
+                    "same bytes as the int8 file")]
+    elif tflite:
+        stages += [("TFLite", tflite["size_bytes"], None, "not measured"),
+                   ("TFLite gzip", tflite["gzip_bytes"], None, "not measured")]
+    frame = pd.DataFrame(stages, columns=["stage", "bytes", metric, "measured_by"])
     frame["bytes"] = frame["bytes"].astype(int)
-    frame["change"] = frame["bytes"].diff().fillna(frame["bytes"]).astype(int)
-    frame["ratio"] = frame["bytes"] / frame["bytes"].iloc[0]
+    frame.insert(2, "change", frame["bytes"].diff().fillna(frame["bytes"]).astype(int))
+    frame.insert(3, "ratio", frame["bytes"] / frame["bytes"].iloc[0])
     return frame
 
 
@@ -296,5 +369,6 @@ EXPORTERS: dict[str, Callable[..., Any]] = {
     "keras": export_keras,
     "keras3": export_keras3,
     "tflite": export_tflite,
+    "tflite-int8": export_tflite_int8,
     "recipe": export_recipe,
 }

@@ -4,7 +4,7 @@ The Runs page, the HTML report and the CLI read the store through these, so they
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 
@@ -111,6 +111,45 @@ def related_sweeps(store: RunStore, run: Run) -> list[tuple[Run, list[dict[str, 
     return found
 
 
-def size_stages(store: RunStore, run_id: int, tflite: Optional[dict[str, Any]] = None) -> pd.DataFrame:
-    """A completed prune run's bytes from dense .keras to gzipped TFLite (export.size_waterfall)."""
-    return size_waterfall(store.get(run_id), tflite)
+def size_stages(store: RunStore, run_id: int, tflite: Optional[dict[str, Any]] = None,
+                deploy: Optional[dict[str, Any]] = None) -> pd.DataFrame:
+    """A completed prune run's bytes and accuracy from dense .keras to gzipped int8 TFLite
+    (export.size_waterfall; the run's stored deploy report unless one is given)."""
+    return size_waterfall(store.get(run_id), tflite, deploy)
+
+
+DEPLOY_COLUMNS = ("model", "runs on", "accuracy", "bytes", "gzip_bytes", "sparsity", "memory_bytes",
+                  "latency_ms", "latency_all_ms", "accuracy_per_mflop", "accuracy_per_mb")
+
+
+def deploy_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Where a pruned model runs, one row per model: Keras dense and pruned, then every TFLite file.
+
+    Args:
+        summary: export.deploy_summary of a run (the CLI's `export --json`).
+
+    Returns:
+        DEPLOY_COLUMNS: `latency_ms` is Keras' (traced function) or TFLite's on 1 thread,
+        `latency_all_ms` TFLite's on every thread (None for Keras); per MFLOP counts the
+        effective (nonzero-weight) MACs of the model a file came from; per MB of `memory_bytes`.
+    """
+    metric = summary["metric"]
+    keras_rows = {row["model"]: row for row in summary["keras"]}
+    mflops = {"dense": summary["baseline"]["effective_flops"], "pruned": summary["pruned"]["effective_flops"]}
+
+    def per(value: Optional[float], amount: Optional[float]) -> Optional[float]:
+        return None if value is None or not amount else value / (amount / 1e6)
+
+    rows = [{"model": f"{name} .keras", "runs on": "Keras", "accuracy": row[metric], "bytes": None,
+             "gzip_bytes": None, "sparsity": 1 - (row["weights"] - row["zeros"]) / row["weights"],
+             "memory_bytes": row["memory_bytes"], "latency_ms": row["latency_ms"], "latency_all_ms": None,
+             "accuracy_per_mflop": per(row[metric], mflops[name]), "accuracy_per_mb": per(row[metric], row["memory_bytes"])}
+            for name, row in keras_rows.items()]
+    for row in summary["artifacts"]:
+        source = row["artifact"].split()[0]
+        rows.append({"model": row["artifact"], "runs on": "TFLite interpreter", "accuracy": row[metric],
+                     "bytes": row["bytes"], "gzip_bytes": row["gzip_bytes"], "sparsity": row["sparsity"],
+                     "memory_bytes": row["memory_bytes"], "latency_ms": row["latency_1t_ms"],
+                     "latency_all_ms": row["latency_all_ms"], "accuracy_per_mflop": per(row[metric], mflops[source]),
+                     "accuracy_per_mb": per(row[metric], row["memory_bytes"])})
+    return pd.DataFrame(rows, columns=list(DEPLOY_COLUMNS))

@@ -175,13 +175,31 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
     page.heading("Size")
     stages = size_waterfall(run)
     page.chart(waterfall_figure(stages), "chart-size")
+    deploy = run.details.get("deploy")
     tflite = run.details.get("tflite")
-    if tflite:
+    if deploy:
+        from .export import deploy_summary
+        from .history import deploy_frame
+
+        summary = deploy_summary(run, deploy)
+        int8 = summary["int8"]
+        page.add(f"<p>Every TFLite figure is the TFLite interpreter's on the test split. {html.escape(int8['artifact'])} "
+                 f"({html.escape(summary['interface'])} input/output): accuracy {int8['accuracy']:.2%}, "
+                 f"{int8['sparsity']:.1%} zeros read back from its weight tensors, "
+                 f"{summary['derived']['int8_gzip_size_ratio']:.1f}x smaller than the dense .keras once gzipped.</p>")
+        page.heading("Where it runs")
+        frame = deploy_frame(summary)
+        page.table(frame.map(lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else v)),
+                   "deploy")
+        page.add(f'<p class="sub">Latency per batch of {summary["latency_batch"]}: Keras (traced function) and '
+                 f'TFLite with XNNPACK on 1 and {summary["threads"]} threads. memory_bytes: weights as stored + '
+                 'peak live activations of one sample. Per MFLOP: effective (nonzero-weight) MACs.</p>')
+    elif tflite:
         page.add(f"<p>TFLite agrees with Keras on {tflite['agreement']:.2%} of {tflite['samples']:,} test "
                  f"predictions (largest output difference {tflite['max_abs_diff']:.2g}).</p>")
     else:
-        page.add(f"<p>No TFLite export yet: <code>python -m pruning export {run.id} --format tflite "
-                 "--out model.tflite</code> adds its sizes here.</p>")
+        page.add(f"<p>No TFLite export yet: <code>python -m pruning export {run.id} --format tflite-int8 "
+                 "--out model.tflite</code> adds its sizes and accuracies here.</p>")
     if points:
         page.heading("Trade-off")
         page.chart(tradeoff_figure(points, {"sparsity": m["sparsity"], task.metric: pruned[task.metric]},

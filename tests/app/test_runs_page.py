@@ -100,12 +100,16 @@ def test_manage_and_export_a_run(recorded):
     assert {"Pruned model (.keras)", "Recipe (.json)"} <= labels
     at.button(key="run_tflite").click().run()
     assert not at.exception
-    agreement = store.get(a).details["tflite"]["agreement"]
-    assert agreement >= 0.999
-    assert any(f"{agreement:.2%} of 128 test predictions" in s.value for s in at.success)
-    assert "TFLite model (.tflite)" in {button.label for button in at.get("download_button")}
-    waterfall = charts_by_title(at)["Model size, step by step"]["data"][0]
-    assert waterfall["x"] == ["dense .keras", "pruned .keras", "pruned .keras gzip", "TFLite", "TFLite gzip"]
+    deploy = store.get(a).details["deploy"]  # converted and measured by the executor
+    lite = {row["artifact"]: row for row in deploy["artifacts"]}
+    assert lite["pruned float32"]["agreement"] >= 0.999
+    assert any(f"agrees with Keras on {lite['pruned float32']['agreement']:.2%}" in s.value
+               and f"scores {lite['pruned int8']['accuracy']:.2%}" in s.value for s in at.success)
+    assert {"TFLite float32 (.tflite)", "TFLite int8 (.tflite)"} <= {b.label for b in at.get("download_button")}
+    waterfall = charts_by_title(at)["Model size, step by step (and accuracy)"]["data"][0]
+    assert waterfall["x"] == ["dense .keras", "pruned .keras", "pruned .keras gzip", "TFLite float32",
+                              "TFLite int8", "TFLite int8 gzip"]
+    assert waterfall["text"][4].endswith(f" · {lite['pruned int8']['accuracy']:.1%}")
 
     at.button(key="run_report").click().run()
     assert not at.exception

@@ -11,6 +11,7 @@ import pytest
 
 from pruning.cli import main
 from pruning.errors import BadInput
+from pruning.measure.deploy import tflite_predict
 from pruning.runs import export
 from pruning.runs.export import AGREEMENT_MIN, ExportError
 from pruning.runs.store import RunStore
@@ -54,7 +55,7 @@ def test_tflite_agrees_with_keras_and_is_recorded(tmp_path, recorded, tiny_npz):
     # what was written is what was checked: run the file itself against Keras
     x = np.load(tiny_npz)["x_test"]
     keras_out = keras.models.load_model(run.artifact_path, compile=False)(x).numpy()
-    lite_out = export.tflite_predict(flatbuffer, x, batch=50)  # 50: the last batch is ragged
+    lite_out = tflite_predict(flatbuffer, x, batch=50)  # 50: the last batch is ragged
     assert float((lite_out.argmax(1) == keras_out.argmax(1)).mean()) == result.agreement
     assert np.abs(lite_out - keras_out).max() == pytest.approx(result.max_abs_diff, abs=1e-6)
     assert store.get(run.id).details["tflite"]["agreement"] == result.agreement

@@ -267,13 +267,51 @@ def test_make_executor_knows_the_worker():
         make_executor("nope")
 
 
-def test_the_streamlit_process_never_imports_tensorflow():
-    code = ("import sys; import ui.backend, ui.sidebar, ui.charts, ui.cards; "
-            "from pruning.executors.worker import WorkerExecutor; "
+def test_the_streamlit_process_never_imports_tensorflow(tiny_refs, tmp_path):
+    """The server's whole path, the deploy step (TFLite float32 + int8) and its report included."""
+    model, data = tiny_refs
+    spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.5)
+    code = ("import sys, json; import ui.backend, ui.sidebar, ui.charts, ui.cards; "
+            "from pruning.executors.worker import WorkerExecutor; from pruning.specs import PruneSpec, DeploySpec; "
             "device, models = ui.backend.device(), ui.backend.model_names(); "
-            "print('tensorflow' in sys.modules, device.split()[0], 'cnn' in models)")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PRUNESCOPE_EXECUTOR="worker")
+            f"spec = PruneSpec.from_dict(json.loads({spec.to_json()!r})); ui.backend.prune(spec); "
+            "run_id = ui.backend.list_runs()[0].id; seen = []; "
+            "ui.backend.deploy(run_id, lambda f, m: seen.append(m), DeploySpec(representative_samples=32, latency_calls=2)); "
+            "summary = ui.backend.deploy_figures(run_id); ui.backend.deploy_frame(summary); "
+            "stages = ui.backend.size_stages(run_id); ui.backend.report_html(run_id); "
+            "print('tensorflow' in sys.modules, device.split()[0], 'cnn' in models, len(stages), "
+            "any('int8' in m for m in seen), summary['int8']['artifact'].replace(' ', '_'))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PRUNESCOPE_EXECUTOR="worker", PRUNESCOPE_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=240)
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["False", "CPU", "True"] or out.stdout.split() == ["False", "GPU:", "True"]
+    words = out.stdout.split()
+    assert words[0] == "False" and words[1] in ("CPU", "GPU:")
+    assert words[2:] == ["True", "6", "True", "pruned_int8"]
+
+
+def test_a_deploy_in_the_worker_reports_progress_and_can_be_cancelled(worker, tiny_refs, tmp_path):
+    from pruning.specs import DeploySpec
+
+    model, data = tiny_refs
+    spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.5)
+    artifact = tmp_path / "model.keras"
+    artifact.write_bytes(Path(model.path).read_bytes())  # any model file stands in for a pruned one
+    started, outcome = threading.Event(), {}
+
+    def on_progress(fraction: float, message: str) -> None:
+        if "converting" in message:
+            started.set()
+
+    def run_deploy():
+        try:
+            outcome["value"] = worker.deploy(spec, str(artifact), DeploySpec(latency_calls=200), on_progress)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            outcome["value"] = exc
+
+    thread = threading.Thread(target=run_deploy)
+    thread.start()
+    assert started.wait(120)
+    assert worker.cancel() is True
+    thread.join(60)
+    assert isinstance(outcome["value"], Cancelled) and worker.pending() == []
