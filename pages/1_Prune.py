@@ -97,7 +97,7 @@ def read_controls(model_ref, data_ref, baseline, presenting: bool) -> PruneSpec:
 def show_tradeoff(report, presenting: bool) -> None:
     """Every point this session visited on this model, the current one ringed; a click moves
     the controls to the clicked point (ui.visits.move_to_clicked, before the rerun)."""
-    seen = visits.record(report)
+    seen = sorted(visits.record(report), key=lambda v: v["key"])  # a move back to a seen value: same figure
     key = json.dumps([[v["key"] for v in seen], report.spec.to_json()])
     fig = figure_cache.figure("tradeoff", key, lambda: charts.tradeoff_figure(seen, report.spec.to_json()),
                               chart_height(presenting))
@@ -123,6 +123,7 @@ def prune_view(model_ref, data_ref, baseline, presenting: bool) -> None:
     method_name, height, key = report.method, chart_height(presenting), spec.to_json()
 
     cards.pruned_cards(report)
+    st.caption(cards.dense_latency_note(report, baseline.metrics["latency_ms"]))
     show_tradeoff(report, presenting)
     for note in report.notes:
         st.caption(f"ℹ️ {note}")

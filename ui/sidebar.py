@@ -80,8 +80,11 @@ def save_upload(uploaded, suffixes: tuple[str, ...], check: Optional[Callable[[P
 
 # The sidebar's page list (Streamlit's own is hidden: .streamlit/config.toml showSidebarNavigation):
 # the pages/ mechanism names the entry page after its file, "app"; this list calls it Home.
-PAGES = (("app.py", "Home", "🏠"), ("pages/1_Prune.py", "Prune", "✂️"), ("pages/2_Sweep.py", "Sweep", "📈"),
-         ("pages/3_Sensitivity.py", "Sensitivity", "🔬"), ("pages/4_Runs.py", "Runs", "🗂️"))
+# Material icons ship with Streamlit's frontend: emoji need a font the browser may lack.
+PAGES = (("app.py", "Home", ":material/home:"), ("pages/1_Prune.py", "Prune", ":material/content_cut:"),
+         ("pages/2_Sweep.py", "Sweep", ":material/show_chart:"),
+         ("pages/3_Sensitivity.py", "Sensitivity", ":material/grid_on:"),
+         ("pages/4_Runs.py", "Runs", ":material/history:"))
 
 
 def page_nav() -> None:
