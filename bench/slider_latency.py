@@ -2,10 +2,11 @@
 
     python bench/slider_latency.py [--moves 5]
 
-Starts `streamlit run app.py` (default digits + cnn, worker executor) with a private
-PRUNESCOPE_HOME, drives Debian's Chromium with Playwright, presses the slider's arrow key
-and measures until the "Sparsity (measured)" card shows the new requested value: a fresh value (the
-backend prunes and measures) and a value already seen (served from the report cache).
+Starts `streamlit run app.py` (the default model and prune of ui/state.py, worker executor)
+with a private PRUNESCOPE_HOME, drives Debian's Chromium with Playwright, presses the slider's
+arrow key and measures until the "Sparsity (measured)" card shows the new requested value: a
+fresh value (the backend prunes and measures) and a value already seen (served from the
+report cache).
 """
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ def main() -> int:
     parser.add_argument("--moves", type=int, default=5)
     args = parser.parse_args()
     from playwright.sync_api import expect, sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from ui import state
+
+    start_pct = round(getattr(state, "DEFAULT_SPARSITY", 0.5) * 100)  # trees before issue 11 started at 50%
+    print(f"default: {state.DEFAULT_MODEL} on {state.DEFAULT_DATASET}, "
+          f"{getattr(state, 'DEFAULT_SCOPE', 'layer')} scope, from {start_pct}%")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +61,7 @@ def main() -> int:
             # the requested value, shown under the measured one, names the spec the card is for
             card = page.locator('[data-testid="stMetric"]', has_text="Sparsity (measured)").first \
                 .locator('[data-testid="stMetricDelta"]')
-            expect(card).to_have_text("requested 50.00%", timeout=300_000)
+            expect(card).to_have_text(f"requested {start_pct}.00%", timeout=300_000)
             print(f"first load (worker start, cnn trained on first use): {time.perf_counter() - start:.1f} s")
             slider = page.get_by_role("slider").first
             slider.focus()
@@ -66,9 +74,9 @@ def main() -> int:
 
             fresh, cached = [], []
             for i in range(1, args.moves + 1):
-                fresh.append(move("ArrowRight", f"requested {50 + i}.00%"))
+                fresh.append(move("ArrowRight", f"requested {start_pct + i}.00%"))
             for i in range(args.moves - 1, -1, -1):
-                cached.append(move("ArrowLeft", f"requested {50 + i}.00%"))
+                cached.append(move("ArrowLeft", f"requested {start_pct + i}.00%"))
             browser.close()
     finally:
         server.terminate()

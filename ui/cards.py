@@ -30,6 +30,16 @@ HELP = {
 }
 
 
+# Both pages time the dense model the same way (median of 30 calls of batch 32 after warm-up);
+# they differ in when. The labels say which, so two figures for one model never look like one.
+LOAD_LATENCY_LABEL = "Latency (batch 32, at load)"
+LOAD_LATENCY_HELP = ("Timed once, when the model was first loaded in the worker (on a fresh start right "
+                     "after training it, while the app starts up). The Prune page times the dense model "
+                     "again beside every pruned one, under the same load; its speedups use that figure.")
+PRUNE_LATENCY_HELP = ("Delta: against the dense model timed alternately with this one in the same run "
+                      "(the home page's figure is from when the model was loaded).")
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024 or unit == "GB":
@@ -40,6 +50,36 @@ def human_bytes(n: float) -> str:
 
 def _pct(value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2%}"
+
+
+def points(change: float) -> str:
+    """An accuracy change in percentage points: 0.0123 -> "+1.23 pt"."""
+    return f"{change * 100:+.2f} pt"
+
+
+def percent(change: float) -> str:
+    """A relative change of a size or a time: -0.5 -> "-50.0%"."""
+    return f"{change:+.1%}"
+
+
+def latency_delta(pruned_ms: float, dense_ms: float, dense_p90_ms: float) -> tuple[str, str]:
+    """The pruned latency against the dense one timed alongside, as the card's delta and its
+    delta_color: "+12.0% slower" in red (inverse: up is bad), "-30.0% faster" in green, and a
+    change within the dense timing's own spread (p90 over median) grey, "within noise"."""
+    change = pruned_ms / dense_ms - 1.0 if dense_ms else float("nan")
+    noise = dense_p90_ms / dense_ms - 1.0 if dense_ms else float("nan")
+    if abs(change) <= noise:
+        return f"{percent(change)} within noise", "off"
+    return f"{percent(change)} {'slower' if change > 0 else 'faster'}", "inverse"
+
+
+def dense_latency_note(report: PruneReport, at_load_ms: float) -> str:
+    """Both dense latencies, each named by when it was timed (the home page shows the second)."""
+    base = report.baseline
+    return (f"Dense latency timed alongside this model: {base['latency_ms']:.2f} ms (p90 "
+            f"{base['latency_p90_ms']:.2f} ms), the latency delta's reference; timed at load (the home page's "
+            f"figure): {at_load_ms:.2f} ms. Same definition (median of timed batches of "
+            f"{report.spec.latency_batch}), different moments.")
 
 
 def shown(task: Task, value: float) -> str:
@@ -63,33 +103,39 @@ def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> No
     top[3].metric("FLOPs (MACs)", f"{metrics['flops']:,}", help=HELP["flops"])
     bottom[0].metric("File size", human_bytes(metrics["size_bytes"]), help=HELP["size_bytes"])
     bottom[1].metric("gzip size", human_bytes(metrics["gzip_bytes"]), help=HELP["gzip_bytes"])
-    bottom[2].metric("Latency (batch 32)", f"{metrics['latency_ms']:.2f} ms", help=HELP["latency_ms"])
+    bottom[2].metric(LOAD_LATENCY_LABEL, f"{metrics['latency_ms']:.2f} ms",
+                     help=HELP["latency_ms"] + " " + LOAD_LATENCY_HELP)
 
 
 def pruned_cards(report: PruneReport) -> None:
+    """Pruned against dense: accuracy changes in points, sizes and times in percent, a
+    slowdown in red with the word "slower" (never a green arrow)."""
     base, pruned, derived = report.baseline, report.pruned, report.derived()
     row, m = get_task(report.task), report.metric
     unstructured = report.granularity != "structured"
     cols = st.columns(6)
     if m == "accuracy":
-        cols[0].metric(f"Test {row.label}", _pct(pruned["accuracy"]),
-                       delta=f"{-derived['accuracy_loss'] * 100:+.2f} pts", help=HELP["accuracy"] + " Delta: minus the accuracy loss.")
+        cols[0].metric(f"Test {row.label}", _pct(pruned["accuracy"]), delta=points(-derived["accuracy_loss"]),
+                       help=HELP["accuracy"] + " Delta: the change against the dense model, in percentage points.")
     else:  # lower is better: a rise is shown red
         cols[0].metric(f"Test {row.label}", shown(row, pruned[m]), delta=f"{pruned[m] - base[m]:+.4g}",
                        delta_color="normal" if report.higher_is_better else "inverse", help=HELP.get(m, ""))
     cols[1].metric("Sparsity (measured)", _pct(report.sparsity),
                    delta=f"requested {report.target_sparsity:.2%}", delta_color="off", help=HELP["sparsity"])
     cols[2].metric("Nonzero params", f"{pruned['nonzero_params']:,}",
-                   delta=f"-{derived['parameter_reduction']:.1%} of {base['nonzero_params']:,}",
+                   delta=f"{percent(-derived['parameter_reduction'])} of {base['nonzero_params']:,}",
                    delta_color="inverse", help=HELP["nonzero_params"])
     cols[3].metric("gzip size", human_bytes(pruned["gzip_bytes"]),
-                   delta=f"-{derived['size_reduction']:.1%} of {human_bytes(base['gzip_bytes'])}",
+                   delta=f"{percent(-derived['size_reduction'])} of {human_bytes(base['gzip_bytes'])}",
                    delta_color="inverse", help=HELP["gzip_bytes"])
-    latency_help = HELP["latency_ms"] + (
+    latency_help = HELP["latency_ms"] + " " + PRUNE_LATENCY_HELP + (
         " Masks keep kernels dense, so about 1.0x is expected: zeros are still multiplied." if unstructured else ""
     )
+    latency, color = latency_delta(pruned["latency_ms"], base["latency_ms"], base["latency_p90_ms"])
     cols[4].metric("Latency (masks ≈ 1x)" if unstructured else "Latency (batch 32)", f"{pruned['latency_ms']:.2f} ms",
-                   delta=f"{derived['speedup']:.2f}x speedup", delta_color="off", help=latency_help)
-    robust = f"{derived['robustness_change']:+.2%}" if row.unit == "%" else f"{derived['robustness_change']:+.4g}"
+                   delta=latency, delta_color=color, help=latency_help)
+    robust = points(derived["robustness_change"]) if row.unit == "%" else f"{derived['robustness_change']:+.4g}"
     cols[5].metric(f"Robust {row.label}", shown(row, pruned[f"robust_{m}"]), delta=robust,
-                   delta_color="normal" if report.higher_is_better else "inverse", help=HELP.get(f"robust_{m}", ""))
+                   delta_color="normal" if report.higher_is_better else "inverse",
+                   help=HELP.get(f"robust_{m}", "") + " Delta: against the dense model"
+                   + (", in percentage points." if row.unit == "%" else "."))

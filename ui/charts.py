@@ -11,7 +11,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 # shared with the HTML report; pages reach every figure as charts.*
-from pruning.runs.figures import layer_sparsity_figure, titled  # noqa: F401
+from pruning.runs.figures import (  # noqa: F401
+    METRIC_LABELS,
+    PERCENT_KEYS,
+    layer_sparsity_figure,
+    titled,
+)
 from pruning.runs.figures import waterfall_figure as size_waterfall_figure  # noqa: F401
 from pruning.runs.palette import (  # one colour table for the app and the reports
     BASELINE_COLOR,
@@ -19,6 +24,63 @@ from pruning.runs.palette import (  # one colour table for the app and the repor
 )
 
 ZERO_COLOR = "#d62728"
+# a structured method's points: it removed filters or units, so the model really shrank
+GRANULARITY_SYMBOLS = {"structured": "diamond", "n:m": "square", "unstructured": "circle"}
+
+
+def _variant(visit: Mapping[str, Any]) -> str:
+    """What, beside the method, sets a visited point apart (its trace name says it)."""
+    parts = ["global" if visit["scope"] == "global" else ""]
+    parts += [f"{visit['finetune_epochs']} ep fine-tuned" if visit["finetune_epochs"] else ""]
+    parts += ["BN re-estimated" if visit["recalibrate_bn"] else "", "some layers" if visit["partial"] else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def tradeoff_figure(visits: Sequence[Mapping[str, Any]], current: str) -> go.Figure:
+    """The session's visited points: headline metric against MEASURED sparsity, one trace per
+    method (and setting), in the method's colour; structured methods as diamonds; the point
+    `current` (a visit's key) ringed; the dense baseline as a dashed line.
+
+    Each point's customdata is its `restores` list: what a click on it sets the controls to.
+    """
+    fig = go.Figure()
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for visit in visits:
+        groups.setdefault((visit["method"], _variant(visit)), []).append(visit)
+    metric = visits[-1]["metric"] if visits else "accuracy"
+    label = METRIC_LABELS.get(metric, metric)
+    y_format = ".1%" if metric in PERCENT_KEYS else ".4g"
+    for (method, variant), rows in groups.items():
+        rows = sorted(rows, key=lambda v: v["sparsity"])
+        color = method_color(method)
+        symbol = GRANULARITY_SYMBOLS.get(rows[0]["granularity"], "circle")
+        name = f"{method} ({variant})" if variant else method
+        fig.add_scatter(
+            x=[v["sparsity"] for v in rows], y=[v["value"] for v in rows], mode="lines+markers", name=name,
+            line=dict(color=color, width=1.5), marker=dict(color=color, size=10, symbol=symbol),
+            customdata=[v["restores"] for v in rows], unselected=dict(marker=dict(opacity=1)),
+            hovertemplate=f"{name} ({rows[0]['granularity']})<br>measured sparsity %{{x:.1%}} "
+                          f"(requested %{{customdata[1]:.0%}})<br>{label} %{{y:{y_format}}}"
+                          "<br>click to go back to this point<extra></extra>",
+        )
+    now = [v for v in visits if v["key"] == current]
+    if now:
+        v = now[0]
+        fig.add_scatter(
+            x=[v["sparsity"]], y=[v["value"]], mode="markers", name="this point",
+            marker=dict(color="rgba(0,0,0,0)", size=20, symbol=GRANULARITY_SYMBOLS.get(v["granularity"], "circle"),
+                        line=dict(color="black", width=2.5)),
+            customdata=[v["restores"]], unselected=dict(marker=dict(opacity=1)),
+            hovertemplate=f"this point<br>measured sparsity %{{x:.1%}}<br>{label} %{{y:{y_format}}}<extra></extra>",
+        )
+        fig.add_hline(y=v["baseline"], line=dict(color=BASELINE_COLOR, dash="dash"),
+                      annotation_text=f"dense baseline {v['baseline']:{y_format}}",
+                      annotation_position="bottom left")
+    fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
+    fig.update_yaxes(tickformat=y_format if metric in PERCENT_KEYS else "")
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    return titled(fig, f"Trade-off: {label} vs measured sparsity, every point you visited", "sparsity (measured)",
+                  label)
 
 
 def weight_histogram_figure(hist: Mapping[str, Any], layer: str, method: str) -> go.Figure:

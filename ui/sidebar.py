@@ -1,7 +1,7 @@
 """Widgets every page shares: the dataset and model pickers in the sidebar, uploads, errors.
 
 Choices persist across pages through `ui.state` keys; a page opened by URL in a new
-session starts from the defaults (digits + cnn).
+session starts from the defaults (ui.state.DEFAULT_*: digits + mlp).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from pruning.errors import BadInput
 from pruning.paths import home  # not baselines: that imports TensorFlow
@@ -77,8 +78,29 @@ def save_upload(uploaded, suffixes: tuple[str, ...], check: Optional[Callable[[P
     return path
 
 
+# The sidebar's page list (Streamlit's own is hidden: .streamlit/config.toml showSidebarNavigation):
+# the pages/ mechanism names the entry page after its file, "app"; this list calls it Home.
+# Material icons ship with Streamlit's frontend: emoji need a font the browser may lack.
+PAGES = (("app.py", "Home", ":material/home:"), ("pages/1_Prune.py", "Prune", ":material/content_cut:"),
+         ("pages/2_Sweep.py", "Sweep", ":material/show_chart:"),
+         ("pages/3_Sensitivity.py", "Sensitivity", ":material/grid_on:"),
+         ("pages/4_Runs.py", "Runs", ":material/history:"))
+
+
+def page_nav() -> None:
+    """Links to every page in the sidebar, the entry page named Home."""
+    try:
+        for path, label, icon in PAGES:
+            st.sidebar.page_link(path, label=label, icon=icon)
+    except StreamlitAPIException:
+        # a page run on its own (AppTest.from_file on a page) has no app around it to link to
+        return
+    st.sidebar.divider()
+
+
 def select_model_and_data() -> tuple[ModelRef, DataRef]:
-    """The sidebar's dataset and model pickers; returns the chosen references."""
+    """The page list, then the sidebar's dataset and model pickers; returns the chosen references."""
+    page_nav()
     sidebar = st.sidebar
     sidebar.header("Model and data")
     datasets = backend.dataset_names() + ([state.UPLOADED_DATA] if state.DATA_FILE in st.session_state else [])
@@ -164,7 +186,12 @@ def controls_area(presenting: bool):
     return st.expander("Controls", expanded=False) if presenting else st.container()
 
 
+def chart_height(presenting: bool) -> Optional[int]:
+    """A chart's height in presentation mode (None: plotly's own)."""
+    return PRESENTATION_CHART_HEIGHT if presenting else None
+
+
 def show_chart(fig, key: str, presenting: bool) -> None:
-    if presenting:
+    if presenting and fig.layout.height is None:  # pages with uncached figures
         fig.update_layout(height=PRESENTATION_CHART_HEIGHT)
     st.plotly_chart(fig, key=key)

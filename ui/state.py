@@ -20,7 +20,7 @@ UPLOADED_MODEL = "uploaded model"
 UPLOADED_DATA = "uploaded dataset"
 
 DEFAULT_DATASET = "digits"
-DEFAULT_MODEL = "cnn"
+DEFAULT_MODEL = "mlp"  # the first screen's model: its curve is flat to ~70% and bends at ~80% (below)
 
 
 def widget_key(key: str) -> str:
@@ -56,3 +56,18 @@ RUNS_DEPLOY = "ps_runs_deploy"  # run id whose TFLite float32 + int8 conversion 
 PRESENTATION = "ps_presentation"
 MIXED_PRECISION = "ps_mixed_precision"
 RECALIBRATE_BN = "ps_recalibrate_bn"
+
+# Prune page (issue 11): the session's visited points and the trade-off chart
+VISITS = "ps_visits"  # list of plain dicts, one per distinct prune seen (ui.visits), oldest first
+VISITS_LIMIT = 200  # the oldest visit is dropped beyond this: the chart stays readable and small
+TRADEOFF_CHART = "tradeoff_chart"  # the chart's widget key: a clicked point moves the controls there
+
+# What the first screen shows (measured, BENCHMARKS.md "First screen: the default trade-off"):
+# mlp on digits, magnitude with one global threshold keeps 95.8% of the dense 97.5% at 70%
+# sparsity and bends after (91.4% at 80%, 73.6% at 90%); per layer it bends 10 points
+# earlier, and the cnn (flat only to 40%) and resnet20 (gone by 60%, 10x slower per move)
+# tell the story worse. The mlp has no BatchNorm, so there is nothing to re-estimate.
+DEFAULT_METHOD = "magnitude"
+DEFAULT_SPARSITY = 0.7
+DEFAULT_SCOPE = "global"
+DEFAULT_RECALIBRATE_BN = False

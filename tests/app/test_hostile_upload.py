@@ -59,11 +59,11 @@ def test_hostile_upload_one_error_line_and_the_app_keeps_serving(lambda_h5, cana
         assert len(errors) == 1 and fragment in errors[0] and "\n" not in errors[0], errors
         assert not canary.exists()  # 0 code executed
         assert list(session_dir(at).iterdir()) == []  # a refused upload is not kept
-        # the default digits + cnn is still selected, and still served
+        # the default digits + model is still selected, and still served
         assert state.UPLOADED_MODEL not in at.selectbox(key=state.widget_key(state.MODEL)).options
-        assert at.selectbox(key=state.widget_key(state.MODEL)).value == "cnn"
+        assert at.selectbox(key=state.widget_key(state.MODEL)).value == state.DEFAULT_MODEL
         assert {m.label for m in at.metric} >= {"Test accuracy", "Parameters"}
-        assert at.subheader[0].value == "Baseline: cnn on digits"
+        assert at.subheader[0].value == f"Baseline: {state.DEFAULT_MODEL} on digits"
 
 
 def test_uploads_are_private_to_their_session(tiny_model_file):

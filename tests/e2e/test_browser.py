@@ -101,33 +101,43 @@ def metric_value(page, label: str) -> str:
 
 
 def test_new_user_path(page, app_url, shots):
+    from playwright.sync_api import expect
+
+    from ui import state
+
+    start = round(state.DEFAULT_SPARSITY * 100)
     page.goto(app_url)
-    page.get_by_text("Baseline: cnn on digits").wait_for(timeout=180_000)
+    page.get_by_text(f"Baseline: {state.DEFAULT_MODEL} on digits").wait_for(timeout=180_000)
     wait_idle(page)
     assert re.fullmatch(r"\d+\.\d\d%", metric_value(page, "Test accuracy"))
-    assert metric_value(page, "Parameters") == "21,386"
+    assert metric_value(page, "Parameters") == "50,826"  # the mlp: 64-256-128-10
+    # the sidebar's page list calls the entry page Home
+    nav = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]')
+    assert nav.all_inner_texts() and [t.strip() for t in nav.all_inner_texts()][0].endswith("Home")
     page.screenshot(path=str(shots / "home.png"), full_page=True)
 
     page.goto(app_url + "/Prune")
     page.get_by_text("Sparsity (measured)").wait_for(timeout=120_000)
     wait_idle(page)
-    assert metric_value(page, "Sparsity (measured)") == "50.00%"
+    assert metric_value(page, "Sparsity (measured)") == f"{start}.00%"
     before = metric_value(page, "Nonzero params")
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    charts.nth(2).wait_for(timeout=30_000)  # plotly renders after the script finishes
-    assert charts.count() == 3
+    charts.nth(3).wait_for(timeout=30_000)  # plotly renders after the script finishes
+    assert charts.count() == 4  # the trade-off, per-layer sparsity, histogram, mask
 
     slider = page.get_by_role("slider").first
     slider.focus()
-    for _ in range(30):  # 0.50 -> 0.80 in steps of 0.01
+    for _ in range(20):  # the default 0.70 -> 0.90 in steps of 0.01
         slider.press("ArrowRight")
-    from playwright.sync_api import expect
-
-    expect(metric_locator(page, "Sparsity (measured)")).to_have_text("80.00%", timeout=240_000)
+    expect(metric_locator(page, "Sparsity (measured)")).to_have_text(f"{start + 20}.00%", timeout=240_000)
     wait_idle(page)
-    assert metric_value(page, "Sparsity (measured)") == "80.00%"
     assert metric_value(page, "Nonzero params") != before
     page.screenshot(path=str(shots / "prune.png"), full_page=True)
+
+    # a click on the trade-off chart's first point (the lowest sparsity visited: the default) goes back
+    charts.first.locator(".scatterlayer .trace").first.locator("path.point").first.click(force=True)
+    expect(metric_locator(page, "Sparsity (measured)")).to_have_text(f"{start}.00%", timeout=60_000)
+    wait_idle(page)
 
     # a 3-point sweep (magnitude and random, the default methods)
     page.goto(app_url + "/Sweep")
@@ -161,5 +171,5 @@ def test_new_user_path(page, app_url, shots):
     wait_idle(page)
     caption = page.get_by_text(re.compile(r"^\d+ of \d+ runs\.$")).inner_text()
     shown, total = (int(n) for n in re.findall(r"\d+", caption))
-    assert shown == total >= 4  # 50% and 80% prunes at least, the sweep, the scan
+    assert shown == total >= 4  # the default and 90% prunes at least, the sweep, the scan
     page.screenshot(path=str(shots / "runs.png"), full_page=True)
