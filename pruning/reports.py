@@ -13,10 +13,13 @@ from typing import Any, Callable, Iterable, Mapping
 import pandas as pd
 
 from .plain import to_plain
-from .specs import METRIC_KEYS, DataRef, ModelRef, PruneSpec, SensitivitySpec, SweepSpec
+from .specs import COMPRESSION, METRIC_KEYS, DataRef, ModelRef, PruneSpec, SensitivitySpec, SweepSpec
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
+# What the "evaluate" phase of a prune gives, before sizes and latency are measured.
+EVALUATED_KEYS = ("accuracy", "loss", "train_accuracy", "robust_accuracy", "params", "nonzero_params",
+                  "flops", "effective_flops")
 DERIVED_KEYS = ("accuracy_loss", "parameter_reduction", "speedup", "size_reduction",
                 "flops_reduction", "robustness_change")
 # Every row has these columns, in this order (timings last).
@@ -54,6 +57,7 @@ class BaselineReport:
     dataset: dict[str, Any]  # name, input_shape, classes, n_train, n_test
     environment: dict[str, str]
     model_path: str
+    compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,15 @@ class PruneReport:
     histograms: dict[str, dict[str, Any]]  # layer -> edges, before, after, zeros_before, zeros_after
     mask_images: dict[str, list[list[int]]]  # layer -> percent of weights kept per cell, rows x cols
     timing_s: dict[str, float]
-    model_path: str
+    model_path: str  # "" until the model is written (`Executor.save`, the run store, `prune --out`)
     environment: dict[str, str]
     notes: tuple[str, ...] = ()
+    compression: str = COMPRESSION  # how `gzip_bytes` was measured
+
+    def evaluated(self) -> dict[str, Any]:
+        """The first phase of this report, as `on_evaluated` streams it (`evaluated_view`)."""
+        return evaluated_view(self.method, self.granularity, self.target_sparsity, self.sparsity,
+                              self.baseline, self.pruned, self.timing_s)
 
     def derived(self) -> dict[str, float]:
         """Relative figures, derived from the measured metrics (never measured apart)."""
@@ -94,10 +104,29 @@ class PruneReport:
             "layers": json.loads(layers.to_json(orient="records")),
             "timing_s": self.timing_s,
             "model_path": self.model_path,
+            "compression": self.compression,
             "environment": self.environment,
             "notes": list(self.notes),
             "spec": self.spec.to_dict(),
         }
+
+
+def evaluated_view(method: str, granularity: str, target_sparsity: float, sparsity: float,
+                   baseline: Mapping[str, float], pruned: Mapping[str, float],
+                   timing_s: Mapping[str, float]) -> dict[str, Any]:
+    """A prune's first phase: the EVALUATED_KEYS of the pruned model, the full baseline, the
+    measured sparsity and the prune/finetune/evaluate timings; sizes and latency follow.
+
+    >>> evaluated_view("magnitude", "unstructured", 0.5, 0.5, {"accuracy": 0.9},
+    ...                {"accuracy": 0.8, "latency_ms": 1.0}, {"prune": 0.1, "measure": 2.0})["pruned"]
+    {'accuracy': 0.8}
+    """
+    return {
+        "phase": "evaluated", "method": method, "granularity": granularity,
+        "target_sparsity": float(target_sparsity), "sparsity": float(sparsity), "baseline": dict(baseline),
+        "pruned": {k: pruned[k] for k in EVALUATED_KEYS if k in pruned},
+        "timing_s": {k: timing_s[k] for k in ("prune", "finetune", "evaluate") if k in timing_s},
+    }
 
 
 def derive(baseline: dict[str, float], pruned: dict[str, float]) -> dict[str, float]:
@@ -125,6 +154,7 @@ class SweepReport:
     n_test: int
     environment: dict[str, str]
     notes: tuple[str, ...] = ()  # e.g. a method skipped because it cannot prune this model
+    compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
     def table(self) -> pd.DataFrame:
         """The reference table, formatted: one row per point, the columns of TABLE_COLUMNS."""
@@ -138,6 +168,7 @@ class SweepReport:
             "n_test": self.n_test,
             "spec": self.spec.to_dict(),
             "environment": dict(self.environment),
+            "compression": self.compression,
             "notes": list(self.notes),
         }
 

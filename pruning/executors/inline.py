@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
@@ -20,7 +20,7 @@ from ..specs import (
     SweepSpec,
 )
 from .errors import Cancelled
-from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .jobs import Job, label, prune_label, sensitivity_label, supersede, sweep_label
 from .operations import describe
 
 POLL_S = 0.2  # how often a job waiting for the engine checks whether it was cancelled
@@ -63,14 +63,15 @@ class InlineExecutor:
         return bool(jobs)
 
     @contextmanager
-    def _job(self, kind: str, name: str) -> Iterator[Job]:
-        job = Job(id=next(self._ids), kind=kind, label=name)
+    def _job(self, kind: str, name: str, supersede_key: Optional[str] = None) -> Iterator[Job]:
+        job = Job(id=next(self._ids), kind=kind, label=name, supersede_key=supersede_key)
         with self._jobs_lock:
+            supersede(self._jobs, job)
             self._jobs.append(job)
         try:
             while not self.lock.acquire(timeout=POLL_S):
                 if job.cancel_requested:
-                    raise Cancelled(f"{name} was cancelled while it waited in the queue")
+                    raise Cancelled(job.waiting_error())
             try:
                 job.state = "running"
                 yield job
@@ -100,9 +101,16 @@ class InlineExecutor:
         with self._job("baseline", label("baseline", model, data)) as job:
             return self.engine.baseline(model, data, on_progress=self._checked(job, on_progress))
 
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        with self._job("prune", prune_label(spec)) as job:
-            return self.engine.prune(spec, self._checked(job, on_progress))
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+              on_evaluated: Optional[Callable[[dict], None]] = None,
+              supersede_key: Optional[str] = None) -> PruneReport:
+        with self._job("prune", prune_label(spec), supersede_key) as job:
+            return self.engine.prune(spec, self._checked(job, on_progress),
+                                     on_evaluated=self._checked(job, on_evaluated) if on_evaluated else None)
+
+    def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
+        with self._job("save", label("save", spec.model, spec.data, spec.method)) as job:
+            return self.engine.save(spec, path, self._checked(job, on_progress))
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -5,10 +5,7 @@ and are assigned to the one working model, so no point rebuilds, clones or retra
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 import pandas as pd
@@ -43,8 +40,6 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     resumed = 0
-    fd, tmp = tempfile.mkstemp(suffix=".keras", prefix="sweep-point-")
-    os.close(fd)
     try:
         for i, (name, rate) in enumerate(points):
             if name in skipped:
@@ -53,7 +48,7 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
                 row, resumed = done[(name, rate)], resumed + 1
             else:
                 try:
-                    row = _run_point(bench, spec, methods[name], rate, baseline, Path(tmp))
+                    row = _run_point(bench, spec, methods[name], rate, baseline)
                 except BadInput as exc:
                     # a method that cannot prune this model (no BatchNorm, no LSTM, ...) must
                     # not cost the other methods their curves: skip it and say why
@@ -68,7 +63,6 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
                             f"{name} at {rate:.0%}: accuracy {row['accuracy']:.2%} ({i + 1}/{len(points)} points)")
     finally:
         bench.reset()
-        Path(tmp).unlink(missing_ok=True)
     if not rows and skipped:
         raise BadInput("; ".join(skipped.values()))
     frame = pd.DataFrame(rows, columns=list(ROW_KEYS))
@@ -90,9 +84,9 @@ def check_methods(spec: SweepSpec) -> dict[str, Method]:
 
 
 def _run_point(bench: "Workbench", spec: SweepSpec, method: Method, rate: float,
-               baseline: Mapping[str, float], tmp: Path) -> dict[str, Any]:
-    """One (method, rate) through the prune sequence, as a row; the model file goes to `tmp`."""
-    done = prune_once(bench, spec.point(method.name, rate), tmp, method=method)
+               baseline: Mapping[str, float]) -> dict[str, Any]:
+    """One (method, rate) through the prune sequence, as a row (no model file is written)."""
+    done = prune_once(bench, spec.point(method.name, rate), method=method)
     metrics = dict(done.metrics, base_latency_ms=done.baseline["latency_ms"])
     return _row(method.name, rate, done.sparsity, metrics, baseline, len(bench.dataset.y_test),
                 spec.finetune_epochs, row_timing(done))
