@@ -56,7 +56,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor)
     # stored like app runs: running -> completed | failed | interrupted
     run_id, report = open_store().record_prune(
-        spec, lambda: executor.prune(spec, on_progress=None if args.json else _progress), source="cli"
+        spec, lambda: executor.prune(spec, on_progress=None if args.json else _progress), source="cli",
+        save=lambda path: executor.save(spec, path),  # the run's model file, written once here
     )
     check = None
     if recipe is not None:

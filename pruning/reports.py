@@ -17,6 +17,7 @@ from .errors import BadInput
 from .measure.tasks import TASKS, get_task
 from .plain import to_plain
 from .specs import (
+    COMPRESSION,
     METRIC_KEYS,
     DataRef,
     DeploySpec,
@@ -29,6 +30,10 @@ from .specs import (
 )
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+# What a prune's "measure" phase adds after its "evaluate" phase: sizes and latency. The
+# evaluated view streams everything else first (the headline metric of any task included).
+MEASURED_KEYS = ("size_bytes", "gzip_bytes", "latency_ms", "latency_p10_ms", "latency_p90_ms")
 
 # `metric_change`: how much worse the headline metric got, in its units, whatever its
 # direction (accuracy: baseline - pruned; MAE: pruned - baseline); negative: it improved.
@@ -101,6 +106,7 @@ class BaselineReport:
     @property
     def higher_is_better(self) -> bool:
         return get_task(self.task).higher_is_better
+    compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ class PruneReport:
     histograms: dict[str, dict[str, Any]]  # layer -> edges, before, after, zeros_before, zeros_after
     mask_images: dict[str, list[list[int]]]  # layer -> percent of weights kept per cell, rows x cols
     timing_s: dict[str, float]
-    model_path: str
+    model_path: str  # "" until the model is written (`Executor.save`, the run store, `prune --out`)
     environment: dict[str, str]
     notes: tuple[str, ...] = ()
     task: str = "multiclass"
@@ -130,6 +136,12 @@ class PruneReport:
     @property
     def higher_is_better(self) -> bool:
         return get_task(self.task).higher_is_better
+    compression: str = COMPRESSION  # how `gzip_bytes` was measured
+
+    def evaluated(self) -> dict[str, Any]:
+        """The first phase of this report, as `on_evaluated` streams it (`evaluated_view`)."""
+        return evaluated_view(self.method, self.granularity, self.target_sparsity, self.sparsity,
+                              self.baseline, self.pruned, self.timing_s)
 
     def derived(self) -> dict[str, float]:
         """Relative figures, derived from the measured metrics (never measured apart)."""
@@ -151,10 +163,29 @@ class PruneReport:
             "layers": json.loads(layers.to_json(orient="records")),
             "timing_s": self.timing_s,
             "model_path": self.model_path,
+            "compression": self.compression,
             "environment": self.environment,
             "notes": list(self.notes),
             "spec": self.spec.to_dict(),
         }
+
+
+def evaluated_view(method: str, granularity: str, target_sparsity: float, sparsity: float,
+                   baseline: Mapping[str, float], pruned: Mapping[str, float],
+                   timing_s: Mapping[str, float]) -> dict[str, Any]:
+    """A prune's first phase: the pruned metrics but MEASURED_KEYS, the full baseline, the
+    measured sparsity and the prune/finetune/evaluate timings; sizes and latency follow.
+
+    >>> evaluated_view("magnitude", "unstructured", 0.5, 0.5, {"accuracy": 0.9},
+    ...                {"accuracy": 0.8, "latency_ms": 1.0}, {"prune": 0.1, "measure": 2.0})["pruned"]
+    {'accuracy': 0.8}
+    """
+    return {
+        "phase": "evaluated", "method": method, "granularity": granularity,
+        "target_sparsity": float(target_sparsity), "sparsity": float(sparsity), "baseline": dict(baseline),
+        "pruned": {k: v for k, v in pruned.items() if k not in MEASURED_KEYS},
+        "timing_s": {k: timing_s[k] for k in ("prune", "finetune", "evaluate") if k in timing_s},
+    }
 
 
 def derive(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str = "multiclass") -> dict[str, float]:
@@ -202,6 +233,7 @@ class SweepReport:
     @property
     def higher_is_better(self) -> bool:
         return get_task(self.task).higher_is_better
+    compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
     def table(self) -> pd.DataFrame:
         """The reference table, formatted: one row per point, the columns of table_columns(task)."""
@@ -216,6 +248,7 @@ class SweepReport:
             "n_test": self.n_test,
             "spec": self.spec.to_dict(),
             "environment": dict(self.environment),
+            "compression": self.compression,
             "notes": list(self.notes),
         }
 

@@ -35,8 +35,13 @@ METRIC_KEYS = (
     "size_bytes",
     "gzip_bytes",
     "latency_ms",
+    "latency_p10_ms",
     "latency_p90_ms",
 )
+# How `gzip_bytes` is measured on every move (metrics.memory_sizes); an export reports gzip -9
+# of the real file instead.
+COMPRESS_LEVEL = 1
+COMPRESSION = f"DEFLATE level {COMPRESS_LEVEL} over the weights in memory"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -140,6 +145,9 @@ class PruneSpec(SpecCodec):
     layer_sparsity: Optional[tuple[tuple[str, float], ...]] = None
     mixed_precision: bool = False  # fine-tune in float16 where the GPU supports it
     recalibrate_bn: bool = False  # re-estimate BatchNorm statistics after masking (always after surgery)
+    # Masked kernels stay dense, so a mask point's latency is the dense structure's, timed once
+    # per model; True times this point itself (structured results are always timed).
+    retime_latency: bool = False
 
     def __post_init__(self) -> None:
         validate_sparsity(self.target_sparsity)

@@ -96,13 +96,20 @@ def baseline(model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] =
     return cached_call("baseline", key, lambda: get_executor().baseline(model, data, on_progress=on_progress))
 
 
-def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+          on_evaluated: Optional[Callable[[dict], None]] = None, supersede_key: Optional[str] = None) -> PruneReport:
     """The pruned report; the first time a spec is pruned in this server process it is also
-    stored as a run (running -> completed | failed). Repeats come from the cache, stored once."""
+    stored as a run (running -> completed | failed), its model file written into the run's
+    folder by the worker. Repeats come from the cache, stored once. `on_evaluated` and
+    `supersede_key`: see `Executor.prune` (the metric cards first; a newer slider value
+    replaces a queued older one)."""
 
     def compute() -> PruneReport:
+        executor = get_executor()
         return run_store().record_prune(
-            spec, lambda: get_executor().prune(spec, on_progress=on_progress), source="app")[1]
+            spec, lambda: executor.prune(spec, on_progress=on_progress, on_evaluated=on_evaluated,
+                                         supersede_key=supersede_key),
+            source="app", save=lambda path: executor.save(spec, path))[1]
 
     return cached_call("prune", spec.to_json(), compute)
 
@@ -188,8 +195,9 @@ def scan_methods() -> list[str]:
 def rerun(run_id: int, on_progress: Optional[ProgressFn] = None) -> int:
     """Prune a stored run's spec again, uncached, as a new run; returns the new run's id."""
     spec = run_store().get(run_id).prune_spec()
-    return run_store().record_prune(spec, lambda: get_executor().prune(spec, on_progress=on_progress),
-                                    source="app")[0]
+    executor = get_executor()
+    return run_store().record_prune(spec, lambda: executor.prune(spec, on_progress=on_progress), source="app",
+                                    save=lambda path: executor.save(spec, path))[0]
 
 
 def list_runs() -> list[Run]:

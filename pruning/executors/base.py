@@ -37,7 +37,22 @@ class Executor(Protocol):
 
     def baseline(self, model: ModelRef, data: DataRef, on_progress: Optional[ProgressFn] = None) -> BaselineReport: ...
 
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport: ...
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+              on_evaluated: Optional[Callable[[dict], None]] = None,
+              supersede_key: Optional[str] = None) -> PruneReport:
+        """The report of `spec`, its `model_path` empty (no file written: see `save`).
+
+        `on_evaluated` gets the first phase (`reports.evaluated_view`: accuracy metrics,
+        counts, sparsity) as soon as evaluation returns, before sizes and latency are
+        measured. A job given a `supersede_key` cancels the still-queued jobs with the same
+        key (they raise `Cancelled`): a newer slider value of one session replaces older ones.
+        """
+        ...
+
+    def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
+        """Write the pruned model of `spec` as `.keras` to `path` (one of the last prunes as it
+        is, any other pruned again); the path written."""
+        ...
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport: ...

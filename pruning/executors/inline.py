@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
@@ -56,11 +56,11 @@ class InlineExecutor:
         return self.jobs.cancel(job_id)
 
     @contextmanager
-    def _job(self, kind: str, name: str) -> Iterator[Job]:
-        with self.jobs.track(kind, name) as job:
+    def _job(self, kind: str, name: str, supersede_key: Optional[str] = None) -> Iterator[Job]:
+        with self.jobs.track(kind, name, supersede_key=supersede_key) as job:
             while not self.lock.acquire(timeout=POLL_S):
                 if job.cancel_requested:
-                    raise Cancelled(f"{name} was cancelled while it waited in the queue")
+                    raise Cancelled(job.waiting_error())
             try:
                 job.state = "running"
                 yield job
@@ -83,9 +83,16 @@ class InlineExecutor:
         with self._job("baseline", label("baseline", model, data)) as job:
             return self.engine.baseline(model, data, on_progress=self._checked(job, on_progress))
 
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        with self._job("prune", prune_label(spec)) as job:
-            return self.engine.prune(spec, self._checked(job, on_progress))
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+              on_evaluated: Optional[Callable[[dict], None]] = None,
+              supersede_key: Optional[str] = None) -> PruneReport:
+        with self._job("prune", prune_label(spec), supersede_key) as job:
+            return self.engine.prune(spec, self._checked(job, on_progress),
+                                     on_evaluated=self._checked(job, on_evaluated) if on_evaluated else None)
+
+    def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
+        with self._job("save", label("save", spec.model, spec.data, spec.method)) as job:
+            return self.engine.save(spec, path, self._checked(job, on_progress))
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -21,7 +21,9 @@ class Job:
     """A queued or running job, as `Executor.pending()` lists it.
 
     Mutable on purpose: the executor moves `state` along and a `cancel()` from another
-    thread sets `cancel_requested`, which the job's own thread acts on.
+    thread sets `cancel_requested`, which the job's own thread acts on. A queued job with a
+    `supersede_key` is cancelled when a newer job with the same key is queued (a newer
+    slider value of the same session): `superseded_by` names that job.
     """
 
     id: int
@@ -29,6 +31,29 @@ class Job:
     label: str
     state: str = "queued"  # queued -> running -> done | failed | cancelled
     cancel_requested: bool = False
+    supersede_key: Optional[str] = None
+    superseded_by: Optional[int] = None
+
+    def waiting_error(self) -> str:
+        """Why a job cancelled in the queue never ran (the message of its `Cancelled`)."""
+        if self.superseded_by is not None:
+            return f"{self.label} was superseded by a newer job (#{self.superseded_by}) before it ran"
+        return f"{self.label} was cancelled while it waited in the queue"
+
+
+def supersede(queued: "list[Job]", newer: Job) -> list[Job]:
+    """Mark the jobs of `queued` that `newer` supersedes (same `supersede_key`) as cancelled.
+
+    >>> old, other, new = Job(1, "prune", "a", supersede_key="s"), Job(2, "prune", "b"), Job(3, "prune", "c", supersede_key="s")
+    >>> [j.id for j in supersede([old, other], new)], old.cancel_requested, other.cancel_requested
+    ([1], True, False)
+    """
+    if newer.supersede_key is None:
+        return []
+    dropped = [j for j in queued if j is not newer and j.state == "queued" and j.supersede_key == newer.supersede_key]
+    for job in dropped:
+        job.cancel_requested, job.superseded_by = True, newer.id
+    return dropped
 
 
 class JobBook:
@@ -54,10 +79,13 @@ class JobBook:
         return bool(jobs)
 
     @contextmanager
-    def track(self, kind: str, name: str, state: str = "queued") -> Iterator[Job]:
-        """A new job, listed until the block ends: `done`, or `cancelled`/`failed` on an error."""
-        job = Job(id=next(self._ids), kind=kind, label=name, state=state)
+    def track(self, kind: str, name: str, state: str = "queued",
+              supersede_key: Optional[str] = None) -> Iterator[Job]:
+        """A new job, listed until the block ends: `done`, or `cancelled`/`failed` on an error.
+        Queued jobs with the same `supersede_key` are cancelled: the newer one replaces them."""
+        job = Job(id=next(self._ids), kind=kind, label=name, state=state, supersede_key=supersede_key)
         with self._lock:
+            supersede(self._jobs, job)
             self._jobs.append(job)
         try:
             yield job

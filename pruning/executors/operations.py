@@ -45,7 +45,12 @@ def _baseline(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point
 
 
 def _prune(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
-    return to_wire("prune", engine.prune(PruneSpec.from_dict(args["spec"]), on_progress))
+    # the first phase (reports.evaluated_view) streams back as a point, before sizes and latency
+    return to_wire("prune", engine.prune(PruneSpec.from_dict(args["spec"]), on_progress, on_evaluated=on_point))
+
+
+def _save(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> str:
+    return engine.save(PruneSpec.from_dict(args["spec"]), args["path"], on_progress)
 
 
 def _sweep(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
@@ -72,6 +77,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({
     "describe": _describe,
     "baseline": _baseline,
     "prune": _prune,
+    "save": _save,
     "sweep": _sweep,
     "sensitivity": _sensitivity,
     "deploy": _deploy,
@@ -84,7 +90,7 @@ def get_operation(table: Mapping[str, Operation], op: str) -> Operation:
     >>> get_operation(OPERATIONS, "prnue")
     Traceback (most recent call last):
     ...
-    ValueError: unknown operation 'prnue': choose one of baseline, deploy, describe, prune, sensitivity, sweep
+    ValueError: unknown operation 'prnue': choose one of baseline, deploy, describe, prune, save, sensitivity, sweep
     """
     if op not in table:
         raise ValueError(f"unknown operation {op!r}: choose one of {', '.join(sorted(table))}")

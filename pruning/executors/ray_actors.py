@@ -306,10 +306,24 @@ class RayExecutor:
         # the actor may have read a node-local copy: the report names the caller's files
         return dataclasses.replace(from_wire("baseline", raw), model=model, data=data)
 
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+              on_evaluated: Optional[Callable[[dict], None]] = None,
+              supersede_key: Optional[str] = None) -> PruneReport:
+        """One call on an actor. Jobs start at once (no queue), so nothing is superseded, and the
+        first phase reaches `on_evaluated` with the whole report (actors do not stream it)."""
         with self._job("prune", prune_label(spec)) as job:
             raw = self._one(job, "prune", {"spec": spec.to_dict()}, self._blobs_for(spec.model, spec.data))
-        return dataclasses.replace(from_wire("prune", raw), spec=spec)
+        report = dataclasses.replace(from_wire("prune", raw), spec=spec)
+        if on_evaluated:
+            on_evaluated(report.evaluated())
+        return report
+
+    def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
+        """The model of `spec` written to `path` by an actor: a path on the actor's node (the
+        same filesystem on a local Ray instance)."""
+        with self._job("save", label("save", spec.model, spec.data, spec.method)) as job:
+            return self._one(job, "save", {"spec": spec.to_dict(), "path": str(path)},
+                             self._blobs_for(spec.model, spec.data))
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
@@ -27,7 +27,7 @@ from ..specs import (
     SweepSpec,
 )
 from .errors import Cancelled, WorkerDied, WorkerError, decode_error, encode_error
-from .jobs import Job, label, prune_label, sensitivity_label, sweep_label
+from .jobs import Job, label, prune_label, sensitivity_label, supersede, sweep_label
 from .operations import OPERATIONS, run_operation
 from .wire import dumps, from_wire
 
@@ -36,7 +36,7 @@ MAX_RSS_BYTES = 8 << 30  # ... or once its resident memory passes this
 START_TIMEOUT_S = 180.0  # importing TensorFlow on a busy 2-core machine can take a while
 POLL_S = 0.2  # how often a waiting caller checks for cancellation and a dead worker
 REPORT_KINDS = ("baseline", "prune", "sweep", "sensitivity")
-DRAIN_KINDS = ("baseline", "prune", "describe")  # short jobs: finished unseen when their caller leaves
+DRAIN_KINDS = ("baseline", "prune", "save", "describe")  # short jobs: finished unseen when their caller leaves
 
 WORKER_NAME = "prunescope-worker"
 _spawn_lock = threading.Lock()
@@ -141,12 +141,14 @@ class WorkerExecutor:
 
     def _wait_turn(self, job: Job, on_progress: Optional[ProgressFn]) -> None:
         with self._cond:
+            supersede(self._queue, job)  # their waits raise Cancelled at once
             self._queue.append(job)
+            self._cond.notify_all()
             shown = None
             try:
                 while self._running is not None or self._queue[0] is not job:
                     if job.cancel_requested:
-                        raise Cancelled(f"{job.label} was cancelled while it waited in the queue")
+                        raise Cancelled(job.waiting_error())
                     ahead = self._queue.index(job) + (1 if self._running else 0)
                     if on_progress and ahead != shown:
                         shown = ahead
@@ -236,8 +238,8 @@ class WorkerExecutor:
 
     # -- running one job -----------------------------------------------------------------------
     def _call(self, kind: str, label: str, args: dict[str, Any], on_progress: Optional[ProgressFn] = None,
-              on_point: Optional[PointFn] = None) -> Any:
-        job = Job(id=next(self._ids), kind=kind, label=label)
+              on_point: Optional[PointFn] = None, supersede_key: Optional[str] = None) -> Any:
+        job = Job(id=next(self._ids), kind=kind, label=label, supersede_key=supersede_key)
         self._wait_turn(job, on_progress)
         handed_off = False
         try:
@@ -319,8 +321,15 @@ class WorkerExecutor:
         return self._call("baseline", label("baseline", model, data),
                           {"model": vars(model), "data": vars(data)}, on_progress)
 
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-        return self._call("prune", prune_label(spec), {"spec": spec.to_dict()}, on_progress)
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+              on_evaluated: Optional[Callable[[dict], None]] = None,
+              supersede_key: Optional[str] = None) -> PruneReport:
+        return self._call("prune", prune_label(spec), {"spec": spec.to_dict()}, on_progress,
+                          on_point=on_evaluated, supersede_key=supersede_key)
+
+    def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
+        return self._call("save", label("save", spec.model, spec.data, f"{spec.method} at {spec.target_sparsity:.0%}"),
+                          {"spec": spec.to_dict(), "path": str(path)}, on_progress)
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -1,24 +1,32 @@
-"""Measurements of a model: accuracy, loss, FLOPs, file size, latency (DESIGN §5).
+"""Measurements of a model: accuracy, loss, FLOPs, serialized and compressed size, latency (DESIGN §5).
 
 Predictions run through one traced function per model (no `model.predict` per point);
-FLOPs are dense multiply-accumulates per sample, computed from layer shapes.
+FLOPs are dense multiply-accumulates per sample, computed from layer shapes; sizes are
+measured on the weights in memory (no file written), latency to a time budget.
 """
 from __future__ import annotations
 
 import gzip
 import os
 import tempfile
+import threading
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .._keras import keras, tf
 from ..core.prunable import iter_layers
+from ..specs import COMPRESS_LEVEL
 
-LATENCY_CALLS = 30
-LATENCY_WARMUP = 5
+LATENCY_BUDGET_S = 0.5  # timed calls per model stop once they add up to this ...
+LATENCY_MIN_CALLS = 5  # ... but never fewer than this (a slow model still gets percentiles)
+LATENCY_MAX_CALLS = 200  # ... nor more (a tiny model is timed well before the budget)
+LATENCY_WARMUP = 2  # the first calls after tracing pay for allocation, not inference
 EVAL_BATCH = 256
 
 
@@ -49,37 +57,105 @@ def accuracy_and_loss(outputs: np.ndarray, labels: np.ndarray) -> tuple[float, f
     return accuracy, float(-np.log(picked).mean())
 
 
-def measure_latency(forward: Callable, batch: np.ndarray, calls: int = LATENCY_CALLS) -> tuple[float, float]:
-    """Median and p90 wall time (ms) of `calls` timed calls after warm-up."""
+@dataclass(frozen=True)
+class Latency:
+    """Wall time (ms) of one call, over `calls` timed calls after warm-up: median and its noise."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    calls: int
+
+    @classmethod
+    def of(cls, times: Sequence[float]) -> "Latency":
+        """From timed calls (ms).
+
+        >>> Latency.of([4.0, 1.0, 3.0, 2.0, 5.0])
+        Latency(median_ms=3.0, p10_ms=1.4, p90_ms=4.6, calls=5)
+        """
+        p10, median, p90 = (float(v) for v in np.percentile(times, [10, 50, 90]))
+        return cls(median_ms=median, p10_ms=p10, p90_ms=p90, calls=len(times))
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        """As metric keys: `latency_ms`, `latency_p10_ms`, `latency_p90_ms` (after `prefix`)."""
+        return {f"{prefix}latency_ms": self.median_ms, f"{prefix}latency_p10_ms": self.p10_ms,
+                f"{prefix}latency_p90_ms": self.p90_ms}
+
+
+def _timed_calls(forwards: Sequence[Callable], batch: np.ndarray, budget_s: float,
+                 min_calls: int, max_calls: int) -> list[list[float]]:
+    """Each of `forwards` called in turn until each has `min_calls` and together they
+    spent `budget_s` per forward (or each has `max_calls`); the times (ms) per forward."""
     tensor = tf.constant(batch)
     for _ in range(LATENCY_WARMUP):
-        forward(tensor).numpy()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        forward(tensor).numpy()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return float(np.median(times)), float(np.percentile(times, 90))
+        for fn in forwards:
+            fn(tensor).numpy()
+    times: list[list[float]] = [[] for _ in forwards]
+    spent, budget = 0.0, budget_s * len(forwards)
+    while len(times[0]) < max_calls and (len(times[0]) < min_calls or spent < budget):
+        # alternating makes a ratio of two forwards robust to load that comes and goes
+        for fn, out in zip(forwards, times):
+            start = time.perf_counter()
+            fn(tensor).numpy()
+            elapsed = time.perf_counter() - start
+            spent += elapsed
+            out.append(elapsed * 1000.0)
+    return times
+
+
+def measure_latency(forward: Callable, batch: np.ndarray, budget_s: float = LATENCY_BUDGET_S,
+                    min_calls: int = LATENCY_MIN_CALLS, max_calls: int = LATENCY_MAX_CALLS) -> Latency:
+    """Latency of `forward` on `batch`: timed calls after warm-up until they add up to
+    `budget_s` (at least `min_calls`, at most `max_calls`)."""
+    return Latency.of(_timed_calls([forward], batch, budget_s, min_calls, max_calls)[0])
 
 
 def measure_latency_pair(forward: Callable, reference: Callable, batch: np.ndarray,
-                         calls: int = LATENCY_CALLS) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Latency of `forward` and of `reference`, timed alternately in one run.
+                         budget_s: float = LATENCY_BUDGET_S, min_calls: int = LATENCY_MIN_CALLS,
+                         max_calls: int = LATENCY_MAX_CALLS) -> tuple[Latency, Latency]:
+    """Latency of `forward` and of `reference`, timed alternately in one run (`budget_s` each).
 
     Interleaving makes the ratio of the two robust to load that comes and goes on a
-    shared machine; each is (median ms, p90 ms) of `calls` timed calls after warm-up.
+    shared machine.
     """
-    tensor = tf.constant(batch)
-    for _ in range(LATENCY_WARMUP):
-        forward(tensor).numpy()
-        reference(tensor).numpy()
-    times: tuple[list[float], list[float]] = ([], [])
-    for i in range(2 * calls):
-        fn, out = (forward, times[0]) if i % 2 == 0 else (reference, times[1])
-        start = time.perf_counter()
-        fn(tensor).numpy()
-        out.append((time.perf_counter() - start) * 1000.0)
-    return tuple((float(np.median(t)), float(np.percentile(t, 90))) for t in times)  # type: ignore[return-value]
+    mine, theirs = _timed_calls([forward, reference], batch, budget_s, min_calls, max_calls)
+    return Latency.of(mine), Latency.of(theirs)
+
+
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_lock = threading.Lock()
+
+
+def _compress_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="deflate")
+        return _pool
+
+
+def deflated_size(data) -> int:
+    """Bytes of `data` (any contiguous buffer) after zlib DEFLATE at COMPRESS_LEVEL."""
+    return len(zlib.compress(data, COMPRESS_LEVEL))
+
+
+def model_config_bytes(model: keras.Model) -> bytes:
+    """The architecture as the saved file holds it (the model's JSON config), UTF-8."""
+    return model.to_json().encode()
+
+
+def memory_sizes(weights: Sequence[np.ndarray], config: bytes) -> tuple[int, int]:
+    """`size_bytes`, `gzip_bytes` of a model measured in memory, without writing a file.
+
+    `size_bytes` is the serialized payload: the bytes of every weight tensor as stored
+    (float32 mostly) plus the JSON config. A `.keras` file adds a zip and HDF5 container
+    around them (a few hundred bytes per tensor; tests bound the difference against a
+    real file). `gzip_bytes` is COMPRESSION: each tensor and the config DEFLATE-compressed
+    on its own, in parallel (zlib releases the GIL), the lengths summed.
+    """
+    buffers = [np.ascontiguousarray(w) for w in weights]
+    compressed = _compress_pool().map(deflated_size, [b.data for b in buffers] + [config])
+    return sum(b.nbytes for b in buffers) + len(config), int(sum(compressed))
 
 
 def save_model(model: keras.Model, path: str | Path) -> Path:
@@ -98,7 +174,7 @@ def save_model(model: keras.Model, path: str | Path) -> Path:
 
 
 def file_sizes(path: str | Path) -> tuple[int, int]:
-    """Bytes of the saved file, and of the same bytes after gzip -9."""
+    """Bytes of a written file, and of the same bytes after gzip -9 (what an export reports)."""
     data = Path(path).read_bytes()
     return len(data), len(gzip.compress(data, compresslevel=9, mtime=0))
 

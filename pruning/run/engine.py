@@ -1,10 +1,11 @@
 """The engine: workbenches by (model, dataset, seed) in an LRU, and the operations on them.
 
-Every executor runs specs through one Engine: baseline, prune, sweep and sensitivity.
+Every executor runs specs through one Engine: baseline, prune (and save), sweep and sensitivity.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from ..methods import get_method
@@ -18,7 +19,7 @@ from ..specs import (
     SensitivitySpec,
     SweepSpec,
 )
-from .prune import prune_report
+from .prune import EvaluatedFn, Pruned, prune_once, prune_report, save_pruned
 from .sensitivity import check_method, run_sensitivity
 from .sweep import check_methods, run_sweep
 from .workbench import Workbench
@@ -27,9 +28,13 @@ from .workbench import Workbench
 class Engine:
     """Workbenches by (model, dataset, seed), least recently used dropped first."""
 
-    def __init__(self, capacity: int = 2):
+    def __init__(self, capacity: int = 2, kept_prunes: int = 2):
         self.capacity = capacity
+        self.kept_prunes = kept_prunes
         self._benches: OrderedDict[tuple, Workbench] = OrderedDict()
+        # the last prunes' models, so that a download or store right after writes the file
+        # without pruning again
+        self._pruned: OrderedDict[PruneSpec, Pruned] = OrderedDict()
 
     def workbench(self, model: ModelRef, data: DataRef, seed: int = 0,
                   on_progress: Optional[ProgressFn] = None) -> Workbench:
@@ -47,10 +52,37 @@ class Engine:
                  on_progress: Optional[ProgressFn] = None) -> BaselineReport:
         return self.workbench(model, data, seed, on_progress).baseline_report(seed)
 
-    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
+    def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+              on_evaluated: Optional[EvaluatedFn] = None) -> PruneReport:
+        """The report of `spec` (see `prune.prune_report`); `on_evaluated` gets its first phase."""
         get_method(spec.method)  # an unknown name fails before any model is trained
         # baselines are seeded by 0 so that every prune seed compares against one model
-        return prune_report(self.workbench(spec.model, spec.data, 0, on_progress), spec, on_progress)
+        report, done = prune_report(self.workbench(spec.model, spec.data, 0, on_progress), spec, on_progress,
+                                    on_evaluated)
+        self._keep(spec, done)
+        return report
+
+    def _keep(self, spec: PruneSpec, done: Pruned) -> None:
+        self._pruned[spec] = done
+        self._pruned.move_to_end(spec)
+        while len(self._pruned) > self.kept_prunes:
+            self._pruned.popitem(last=False)
+
+    def save(self, spec: PruneSpec, path: str | Path, on_progress: Optional[ProgressFn] = None) -> str:
+        """Write the pruned model of `spec` as `.keras` to `path`; the path written.
+
+        One of the last prunes is written as it is; any other spec is pruned again first
+        (without measuring: the same seed gives the same model).
+        """
+        get_method(spec.method)
+        bench = self.workbench(spec.model, spec.data, 0, on_progress)
+        done = self._pruned.get(spec)
+        if done is None:
+            try:
+                done = prune_once(bench, spec, on_progress=on_progress, measure=False)
+            finally:
+                bench.reset()
+        return str(save_pruned(bench, done, path))
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -1,26 +1,26 @@
 """The one prune sequence: prune -> fine-tune -> recalibrate -> evaluate -> measure.
 
 The Prune page, sweeps and reports all run `prune_once`; `prune_report` adds the per-layer
-views of the report, a sweep keeps only the measured row.
+views of the report, a sweep keeps only the measured row. No model file is written here:
+`save_pruned` writes one when it is downloaded, exported or stored.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
 from ..core.prunable import PrunableWeight, find_prunable
 from ..errors import BadInput
 from ..measure.calibration import recalibrate_batchnorm
-from ..measure.metrics import layer_macs, make_forward
+from ..measure.metrics import layer_macs, make_forward, save_model
 from ..measure.training import mixed_precision_supported, train_masked
 from ..methods import Method, PruneRequest, PruneResult, get_method
-from ..model.baselines import home
-from ..reports import PruneReport
-from ..specs import ProgressFn, PruneSpec
+from ..reports import PruneReport, evaluated_view
+from ..specs import COMPRESSION, ProgressFn, PruneSpec
 from .layers import (
     histograms,
     in_base_shapes,
@@ -51,14 +51,21 @@ class Pruned:
     notes: tuple[str, ...]
 
 
-def artifact_path(spec: PruneSpec) -> Path:
-    """Where the pruned model of `spec` is saved, in the backend's artifact folder."""
-    return home() / "artifacts" / f"{spec.key()}.keras"
+# The first phase's results, as soon as evaluation returns (see `reports.evaluated_view`).
+EvaluatedFn = Callable[[dict[str, Any]], None]
 
 
-def prune_once(bench: "Workbench", spec: PruneSpec, model_path: Path, method: Optional[Method] = None,
-               on_progress: Optional[ProgressFn] = None) -> Pruned:
+def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = None,
+               on_progress: Optional[ProgressFn] = None, on_evaluated: Optional[EvaluatedFn] = None,
+               measure: bool = True) -> Pruned:
     """Prune `bench`'s model as `spec` says, then fine-tune, evaluate and measure the result.
+
+    Two phases: "evaluate" (accuracy metrics, parameter and FLOP counts, measured sparsity),
+    handed to `on_evaluated` at once so a page can show its cards, then "measure" (sizes and
+    latency). Latency: a structured result is timed alternately with the dense model; a
+    mask result keeps the dense structure, so it gets the dense timing of this workbench
+    (timed once) unless `spec.retime_latency`. With `measure=False` the second phase is
+    skipped (its metrics are absent): what `save_pruned` needs.
 
     A masks result is applied to the working model in place (the caller resets it when it
     is done); a new model (structured, or retrained by gradual) is measured with its own
@@ -103,45 +110,76 @@ def prune_once(bench: "Workbench", spec: PruneSpec, model_path: Path, method: Op
     t0 = time.perf_counter()
     forward = make_forward(new) if new is not None else None
     metrics = bench.evaluate(spec, forward=forward)
+    own = new.get_weights() if new is not None else bench.current_weights()  # the model's own shapes
+    metrics.update(bench.counts(own, model=new, macs=layer_macs(new) if new is not None else None))
+    weights = own if new is None else in_base_shapes(bench, new, result.masks)
+    sparsity = measured_sparsity(weights, selected)
     evaluate_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    metrics.update(bench.measure(spec, model_path, model=new, forward=forward,
-                                 macs=layer_macs(new) if new is not None else None, against_base=True))
-    measure_s = time.perf_counter() - t0
-    # the dense latency timed in this same run replaces the one from baseline time
-    baseline = dict(baseline, latency_ms=metrics.pop("base_latency_ms"),
-                    latency_p90_ms=metrics.pop("base_latency_p90_ms"))
-    weights = bench.current_weights() if new is None else in_base_shapes(bench, new, result.masks)
+    timing = {"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s}
+    if on_evaluated:
+        on_evaluated(evaluated_view(method.name, method.granularity, spec.target_sparsity, sparsity,
+                                    baseline, metrics, timing))
     notes = _mask_notes(method) + result.notes + _precision_notes(spec, method)
-    if method.granularity == "structured":
-        notes += (_speedup_note(baseline, metrics, spec, bench.env["device"]),)
+    t0 = time.perf_counter()
+    if measure:
+        metrics.update(bench.sizes(own, model=new))
+        if method.granularity == "structured" or spec.retime_latency:
+            mine, dense = bench.latency_against_dense(spec, forward)
+        else:
+            mine = dense = bench.dense_latency(spec)
+            notes += (DENSE_LATENCY_NOTE,)
+        metrics.update(mine.metrics())
+        # the dense latency timed in this same run (or the cached dense timing) replaces the one
+        # from baseline time
+        baseline = dict(baseline, **dense.metrics())
+        if method.granularity == "structured":
+            notes += (_speedup_note(baseline, metrics, spec, bench.env["device"]),)
+        notes += (_compression_note(),)
+    timing["measure"] = time.perf_counter() - t0
     notes += _recalibration_notes(spec, method, recalibrated)
     return Pruned(
         spec=spec, method=method, request=request, result=result, selected=selected, baseline=baseline,
-        metrics=metrics, weights=weights, sparsity=measured_sparsity(weights, selected),
-        timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s, "measure": measure_s},
+        metrics=metrics, weights=weights, sparsity=sparsity, timing_s=timing,
         recalibrated=recalibrated, notes=notes,
     )
 
 
-def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[ProgressFn] = None) -> PruneReport:
-    """`prune_once` with the per-layer table, histograms and mask images: the Prune page's report."""
+def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
+                 on_evaluated: Optional[EvaluatedFn] = None) -> tuple[PruneReport, Pruned]:
+    """`prune_once` with the per-layer table, histograms and mask images: the Prune page's report
+    (its `model_path` empty: no file is written), and the pass itself (`save_pruned` writes it)."""
     start = time.perf_counter()
-    model_path = artifact_path(spec)
     try:
-        done = prune_once(bench, spec, model_path, on_progress=on_progress)
+        done = prune_once(bench, spec, on_progress=on_progress, on_evaluated=on_evaluated)
         targets: dict[str, float] = {}
         for key, value in done.request.sparsity.items():
             layer = key.split("/")[0]
             targets[layer] = max(value, targets.get(layer, 0.0))
-        return PruneReport(
+        report = PruneReport(
             spec=spec, method=done.method.name, granularity=done.method.granularity,
             target_sparsity=spec.target_sparsity, sparsity=done.sparsity, baseline=done.baseline, pruned=done.metrics,
             layers=layer_rows(bench, done.weights, targets, new=done.result.model),
             histograms=histograms(bench, done.weights), mask_images=mask_images(bench, done.weights),
             timing_s={**done.timing_s, "total": time.perf_counter() - start},
-            model_path=str(model_path), environment=dict(bench.env), notes=done.notes, task=bench.task.name,
+            model_path="", environment=dict(bench.env), notes=done.notes, task=bench.task.name,
         )
+        return report, done
+    finally:
+        bench.reset()
+
+
+def save_pruned(bench: "Workbench", done: Pruned, path: str | Path) -> Path:
+    """Write the model of `done` (a pass on `bench`) as `.keras` to `path`, atomically.
+
+    A new model is saved as it is; a masks result is put back into the working model for
+    the save (its weights, BatchNorm statistics included) and the working model reset after.
+    """
+    if done.result.model is not None:
+        return save_model(done.result.model, path)
+    try:
+        bench.model.set_weights(done.weights)
+        bench.mark_dirty()
+        return save_model(bench.model, path)
     finally:
         bench.reset()
 
@@ -189,6 +227,18 @@ def _speedup_note(baseline: dict[str, float], pruned: dict[str, float], spec: Pr
                  "memory traffic, pooling/activation layers) weigh as much as the multiply-adds, and they "
                  "do not shrink with the channel count.")
     return note
+
+
+DENSE_LATENCY_NOTE = (
+    # no figures in the text: they are the latency metrics beside it, and notes stay comparable
+    "Latency: masked kernels stay dense, so this point's latency is the dense model's, timed once for this "
+    "model (latency_ms is the median of its timed calls, latency_p10_ms to latency_p90_ms their spread): it "
+    "equals dense within that noise. Set retime_latency to time this point itself.")
+
+
+def _compression_note() -> str:
+    return (f"Sizes are measured in memory: gzip_bytes is {COMPRESSION} (each tensor on its own), size_bytes "
+            "the weights as stored plus the config; an export reports gzip -9 of the written file.")
 
 
 def _mask_notes(method: Method) -> tuple[str, ...]:

@@ -5,9 +5,6 @@ and are assigned to the one working model, so no point rebuilds, clones or retra
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from ..errors import BadInput
@@ -45,14 +42,12 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
     rows = SweepRows(spec, resume, on_point, on_progress)
     baseline = dict(bench.baseline_metrics(spec.point(spec.methods[0], 0.0)))
     rows.replay()
-    fd, tmp = tempfile.mkstemp(suffix=".keras", prefix="sweep-point-")
-    os.close(fd)
     try:
         for i, name, rate in rows.todo():
             if name in rows.failed:
                 continue
             try:
-                row = _run_point(bench, spec, methods[name], rate, baseline, Path(tmp))
+                row = _run_point(bench, spec, methods[name], rate, baseline)
             except BadInput as exc:
                 # a method that cannot prune this model (no BatchNorm, no LSTM, ...) must
                 # not cost the other methods their curves: skip it and say why
@@ -62,7 +57,6 @@ def run_sweep(bench: "Workbench", spec: SweepSpec, on_point: Optional[PointFn] =
             rows.add(i, row)
     finally:
         bench.reset()
-        Path(tmp).unlink(missing_ok=True)
     return rows.report(baseline, int(len(bench.dataset.y_test)), bench.env, task=bench.task.name)
 
 
@@ -77,9 +71,9 @@ def check_methods(spec: SweepSpec) -> dict[str, Method]:
 
 
 def _run_point(bench: "Workbench", spec: SweepSpec, method: Method, rate: float,
-               baseline: Mapping[str, float], tmp: Path) -> dict[str, Any]:
-    """One (method, rate) through the prune sequence, as a row; the model file goes to `tmp`."""
-    done = prune_once(bench, spec.point(method.name, rate), tmp, method=method)
+               baseline: Mapping[str, float]) -> dict[str, Any]:
+    """One (method, rate) through the prune sequence, as a row (no model file is written)."""
+    done = prune_once(bench, spec.point(method.name, rate), method=method)
     metrics = dict(done.metrics, base_latency_ms=done.baseline["latency_ms"])
     return _row(method.name, rate, done.sparsity, metrics, baseline, len(bench.dataset.y_test),
                 spec.finetune_epochs, row_timing(done), bench.task.name)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import platform
 from collections import OrderedDict
-from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
@@ -16,19 +15,20 @@ from .._keras import device_name, keras, tf
 from ..core.prunable import PrunableWeight, find_prunable, layer_table
 from ..errors import BadInput
 from ..measure.metrics import (
+    Latency,
     count_flops,
-    file_sizes,
     layer_macs,
     make_forward,
     measure_latency,
     measure_latency_pair,
+    memory_sizes,
+    model_config_bytes,
     predict,
-    save_model,
 )
 from ..measure.tasks import Head, bootstrap_interval, detect_head, prepare_labels
 from ..measure.training import train_masked
 from ..methods import PruneRequest
-from ..model.baselines import home, load_baseline
+from ..model.baselines import load_baseline
 from ..model.datasets import Dataset, load_dataset
 from ..reports import BaselineReport
 from ..specs import DataRef, ModelRef, ProgressFn, PruneSpec
@@ -81,7 +81,9 @@ class Workbench:
         self.macs = layer_macs(self.model)
         self._noise: dict[float, np.ndarray] = {}
         self._train_x, self._train_y = self._train_subset(seed)
-        self._baseline_metrics: dict[float, dict[str, float]] = {}  # by noise sigma
+        self._baseline_metrics: dict[tuple[float, int], dict[str, float]] = {}  # by (noise sigma, batch)
+        self._dense_latency: dict[int, Latency] = {}  # by latency batch: the structure timed once
+        self._config = model_config_bytes(self.model)  # masks never change the architecture
         self._base_model: Optional[keras.Model] = None
         self._base_forward = None
         self.env = environment()
@@ -174,48 +176,54 @@ class Workbench:
             self._base_forward = make_forward(self._base_model)
         return self._base_forward
 
-    def measure(self, spec: PruneSpec, model_path: Path, model: Optional[keras.Model] = None,
-                forward=None, macs=None, against_base: bool = False) -> dict[str, float]:
-        """Size, parameter, FLOP and latency metrics of the working (or a given) model.
-
-        With `against_base`, the dense baseline is timed alternately in the same run and
-        returned as `base_latency_ms` / `base_latency_p90_ms`, so the speedup is a ratio
-        measured under the same load.
-        """
-        model = model or self.model
-        forward = forward or self.forward
+    def counts(self, weights: list[np.ndarray], model: Optional[keras.Model] = None,
+               macs=None) -> dict[str, float]:
+        """Parameter and FLOP counts of the working (or a given) model holding `weights`
+        (its own shapes): cheap, so they come with the evaluation."""
+        prunable = self.prunable if model is None else find_prunable(model)
+        density = {pw.key: float(np.count_nonzero(weights[pw.index])) / weights[pw.index].size for pw in prunable}
         macs = macs or self.macs
-        weights = model.get_weights()
-        density = {}
-        for pw in find_prunable(model):
-            w = weights[pw.index]
-            density[pw.key] = float(np.count_nonzero(w)) / w.size
-        save_model(model, model_path)
-        size, gz = file_sizes(model_path)
-        batch = np.resize(self.dataset.x_test, (spec.latency_batch,) + self.dataset.input_shape)
-        extra = {}
-        if against_base:
-            (median, p90), (base_median, base_p90) = measure_latency_pair(forward, self.base_forward(), batch)
-            extra = {"base_latency_ms": base_median, "base_latency_p90_ms": base_p90}
-        else:
-            median, p90 = measure_latency(forward, batch)
-        return extra | {
+        return {
             "params": int(sum(w.size for w in weights)),
             "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
             "flops": count_flops(macs),
             "effective_flops": count_flops(macs, density),
-            "size_bytes": size,
-            "gzip_bytes": gz,
-            "latency_ms": median,
-            "latency_p90_ms": p90,
         }
 
+    def sizes(self, weights: list[np.ndarray], model: Optional[keras.Model] = None) -> dict[str, float]:
+        """`size_bytes` and `gzip_bytes` of the working (or a given) model, measured in memory
+        (`metrics.memory_sizes`: COMPRESSION, no file written)."""
+        size, gz = memory_sizes(weights, self._config if model is None else model_config_bytes(model))
+        return {"size_bytes": size, "gzip_bytes": gz}
+
+    def latency_input(self, spec: PruneSpec) -> np.ndarray:
+        return np.resize(self.dataset.x_test, (spec.latency_batch,) + self.dataset.input_shape)
+
+    def dense_latency(self, spec: PruneSpec) -> Latency:
+        """The dense structure's latency at `spec.latency_batch`, timed once per workbench.
+
+        Masked kernels stay dense, so every masked point has this structure: timing it again
+        per point would measure only the noise.
+        """
+        batch = spec.latency_batch
+        if batch not in self._dense_latency:
+            forward = self.forward if self._state == BASE else self.base_forward()
+            self._dense_latency[batch] = measure_latency(forward, self.latency_input(spec))
+        return self._dense_latency[batch]
+
+    def latency_against_dense(self, spec: PruneSpec, forward=None) -> tuple[Latency, Latency]:
+        """(pruned, dense) latency, the dense baseline timed alternately in the same run, so
+        that their ratio (the speedup) is measured under the same load."""
+        return measure_latency_pair(forward or self.forward, self.base_forward(), self.latency_input(spec))
+
     def baseline_metrics(self, spec: PruneSpec) -> dict[str, float]:
-        if spec.noise_sigma not in self._baseline_metrics:
+        key = (spec.noise_sigma, spec.latency_batch)
+        if key not in self._baseline_metrics:
             self.reset()
-            path = home() / "artifacts" / f"baseline-{Path(self.path).stem}.keras"
-            self._baseline_metrics[spec.noise_sigma] = {**self.evaluate(spec), **self.measure(spec, path)}
-        return self._baseline_metrics[spec.noise_sigma]
+            weights = self.current_weights()
+            self._baseline_metrics[key] = {**self.evaluate(spec), **self.counts(weights), **self.sizes(weights),
+                                           **self.dense_latency(spec).metrics()}
+        return self._baseline_metrics[key]
 
     # -- fine-tuning -----------------------------------------------------------------
     def finetune(self, masks: Mapping[str, np.ndarray], epochs: int, seed: int,

@@ -121,8 +121,9 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
     progress(0.08, "measuring the Keras models")
     keras_rows, outputs = [], {}
     forwards = {"dense": make_forward(dense), "pruned": make_forward(pruned)}
-    (p_ms, p_p90), (d_ms, d_p90) = measure_latency_pair(forwards["pruned"], forwards["dense"], batch,
-                                                        options.latency_calls)
+    timed = measure_latency_pair(forwards["pruned"], forwards["dense"], batch,
+                                 min_calls=options.latency_calls, max_calls=options.latency_calls)
+    (p_ms, p_p90), (d_ms, d_p90) = ((t.median_ms, t.p90_ms) for t in timed)
     for name, model, ms, p90 in (("dense", dense, d_ms, d_p90), ("pruned", pruned, p_ms, p_p90)):
         outputs[name] = predict(forwards[name], x_test)
         accuracy, loss = accuracy_and_loss(outputs[name], y_test)

@@ -5,6 +5,7 @@ timeout, BEGIN IMMEDIATE and retries keep "database is locked" away from users (
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -250,11 +251,18 @@ class RunStore:
             (status, time.time(), error[:2000], run_id),
         ))
 
+    def artifact_target(self, run_id: int) -> Path:
+        """Where run `run_id`'s model file lives."""
+        return self.artifacts / str(run_id) / MODEL_FILE
+
     def _place_artifact(self, run_id: int, source: Path) -> Path:
-        """Copy to a temp name in the run's folder and rename: a reader sees all or nothing."""
-        folder = self.artifacts / str(run_id)
+        """Copy to a temp name in the run's folder and rename: a reader sees all or nothing
+        (a file already written there, atomically, stays as it is)."""
+        target = self.artifact_target(run_id)
+        if source.resolve() == target.resolve():
+            return target
+        folder = target.parent
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / MODEL_FILE
         tmp = folder / f".{MODEL_FILE}.{os.getpid()}.tmp"
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
@@ -277,9 +285,22 @@ class RunStore:
         return result
 
     def record_prune(self, spec: PruneSpec, work: Callable[[], PruneReport], name: str = "",
-                     source: str = "app") -> tuple[int, PruneReport]:
-        """`work()` prunes `spec` (e.g. `lambda: executor.prune(spec, on_progress)`); stored as it goes."""
-        return self.record("prune", spec, work, prune_outcome, name=name, source=source)
+                     source: str = "app", save: Optional[Callable[[str], str]] = None) -> tuple[int, PruneReport]:
+        """`work()` prunes `spec` (e.g. `lambda: executor.prune(spec, on_progress)`); stored as it goes.
+
+        Prunes write no file: `save(path)` (e.g. `lambda path: executor.save(spec, path)`)
+        writes the model straight into the run's folder before the row says completed, and
+        the report returned names that file. Without `save` the run keeps no model file.
+        """
+        run_id = self.begin("prune", spec, name=name, source=source)
+
+        def work_and_save() -> PruneReport:
+            report = work()
+            if save is not None and not report.model_path:
+                report = dataclasses.replace(report, model_path=str(save(str(self.artifact_target(run_id)))))
+            return report
+
+        return run_id, self._finish(run_id, work_and_save, prune_outcome)
 
     def record_points(self, kind: str, spec: Any, work: Callable[[Callable[[Mapping[str, Any]], None]], T],
                       name: str = "", source: str = "app",

@@ -28,7 +28,8 @@ def recorded(engine, tiny_refs):
     ids = []
     for method, rate in (("magnitude", 0.5), ("random", 0.8)):
         spec = PruneSpec(model=model, data=data, method=method, target_sparsity=rate, seed=1)
-        ids.append(store.record_prune(spec, lambda: engine.prune(spec), source="test")[0])
+        ids.append(store.record_prune(spec, lambda: engine.prune(spec), source="test",
+                                      save=lambda path: engine.save(spec, path))[0])
     return store, ids
 
 

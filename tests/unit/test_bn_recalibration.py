@@ -65,7 +65,7 @@ def bn_model_file(tmp_path_factory, tiny_npz):
     return path
 
 
-def test_prune_can_re_estimate_batchnorm_after_masks(engine, bn_model_file, tiny_npz):
+def test_prune_can_re_estimate_batchnorm_after_masks(engine, bn_model_file, tiny_npz, tmp_path):
     from pruning._keras import keras
     from pruning.model.baselines import weights_checksum
     from pruning.specs import DataRef, ModelRef, PruneSpec
@@ -73,14 +73,15 @@ def test_prune_can_re_estimate_batchnorm_after_masks(engine, bn_model_file, tiny
     model, data = ModelRef.parse(str(bn_model_file)), DataRef.parse(str(tiny_npz))
     bench = engine.workbench(model, data)
     base = weights_checksum(bench.base_weights)
-    plain = engine.prune(PruneSpec(model=model, data=data, target_sparsity=0.7))
-    fixed = engine.prune(PruneSpec(model=model, data=data, target_sparsity=0.7, recalibrate_bn=True))
+    plain_spec = PruneSpec(model=model, data=data, target_sparsity=0.7)
+    fixed_spec = PruneSpec(model=model, data=data, target_sparsity=0.7, recalibrate_bn=True)
+    plain, fixed = engine.prune(plain_spec), engine.prune(fixed_spec)
 
     assert fixed.sparsity == plain.sparsity and fixed.pruned["nonzero_params"] == plain.pruned["nonzero_params"]
     assert any("BatchNorm statistics re-estimated on 256 training samples" in n for n in fixed.notes)
     assert not any("BatchNorm" in n for n in plain.notes)
-    saved = {w.name: w.numpy() for w in keras.models.load_model(fixed.model_path).weights}
-    unsaved = {w.name: w.numpy() for w in keras.models.load_model(plain.model_path).weights}
+    saved = {w.name: w.numpy() for w in keras.models.load_model(engine.save(fixed_spec, tmp_path / "f.keras")).weights}
+    unsaved = {w.name: w.numpy() for w in keras.models.load_model(engine.save(plain_spec, tmp_path / "p.keras")).weights}
     moving = [name for name in saved if "moving_mean" in name]
     assert moving and not np.allclose(saved[moving[0]], unsaved[moving[0]])  # only the statistics moved
     assert all(np.array_equal(saved[n], unsaved[n]) for n in saved if "moving" not in n)

@@ -32,7 +32,8 @@ def deployed(tmp_path_factory, tiny_refs):
     model, data = tiny_refs
     spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.6, seed=3)
     store = RunStore(tmp_path_factory.mktemp("deploy") / "runs.db")
-    run_id, _ = store.record_prune(spec, lambda: Engine(1).prune(spec))
+    engine = Engine(1)
+    run_id, _ = store.record_prune(spec, lambda: engine.prune(spec), save=lambda path: engine.save(spec, path))
     report = export.stored_deploy(store, run_id, OPTIONS)
     return store, store.get(run_id), report
 

@@ -91,13 +91,15 @@ def test_repeat_prune_is_identical(engine, tiny_refs):
         assert a.pruned[key] == b.pruned[key]
 
 
-def test_finetune_keeps_zeros_zero(engine, tiny_refs):
+def test_finetune_keeps_zeros_zero(engine, tiny_refs, tmp_path):
     from pruning._keras import keras
 
-    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.9, finetune_epochs=3))
+    spec = spec_for(tiny_refs, target_sparsity=0.9, finetune_epochs=3)
+    report = engine.prune(spec)
     one_shot = engine.prune(spec_for(tiny_refs, target_sparsity=0.9))
     assert report.sparsity == one_shot.sparsity
-    saved = keras.models.load_model(report.model_path)
+    assert report.model_path == ""  # no file is written by a prune
+    saved = keras.models.load_model(engine.save(spec, tmp_path / "tuned.keras"))
     kernels = {layer.name: layer.kernel.numpy() for layer in saved.layers if hasattr(layer, "kernel")}
     assert {k: int((v == 0).sum()) for k, v in kernels.items()} == {
         "conv": 36 - keep_count(36, 0.9), "hidden": 1024 - keep_count(1024, 0.9), "out": 64 - keep_count(64, 0.9)
@@ -135,11 +137,12 @@ def test_bad_sparsity_is_refused(bad, tiny_refs):
         spec_for(tiny_refs, target_sparsity=bad)
 
 
-def test_saved_pruned_model_has_no_wrappers_and_same_accuracy(engine, tiny_refs, tiny_npz):
+def test_saved_pruned_model_has_no_wrappers_and_same_accuracy(engine, tiny_refs, tiny_npz, tmp_path):
     from pruning._keras import keras
 
-    report = engine.prune(spec_for(tiny_refs, target_sparsity=0.6))
-    model = keras.models.load_model(report.model_path)
+    spec = spec_for(tiny_refs, target_sparsity=0.6)
+    report = engine.prune(spec)
+    model = keras.models.load_model(engine.save(spec, tmp_path / "pruned.keras"))
     assert not any("Prune" in type(layer).__name__ for layer in model.layers)
     data = np.load(tiny_npz)
     acc = float((model(data["x_test"]).numpy().argmax(1) == data["y_test"]).mean())

@@ -18,12 +18,13 @@ def layer(report, name):
     return report.layers.set_index("name").loc[name]
 
 
-def test_filter_pruning_report_shows_the_smaller_model(engine, tiny_refs):
+def test_filter_pruning_report_shows_the_smaller_model(engine, tiny_refs, tmp_path):
     from pruning._keras import keras
 
     bench = engine.workbench(*tiny_refs)
     base = weights_checksum(bench.model.get_weights())
-    report = engine.prune(spec_for(tiny_refs, method="filters-l1", target_sparsity=0.5))
+    spec = spec_for(tiny_refs, method="filters-l1", target_sparsity=0.5)
+    report = engine.prune(spec)
 
     assert report.granularity == "structured"
     # tiny cnn: conv 4 filters -> 2; Flatten of 4x4x4 -> Dense(16) loses 32 of 64 rows
@@ -35,7 +36,7 @@ def test_filter_pruning_report_shows_the_smaller_model(engine, tiny_refs):
     assert report.sparsity == pytest.approx((18 + 512) / (36 + 1024 + 64))
     assert report.histograms["conv"]["zeros_after"] == 18
 
-    saved = keras.models.load_model(report.model_path, safe_mode=True, compile=False)
+    saved = keras.models.load_model(engine.save(spec, tmp_path / "small.keras"), safe_mode=True, compile=False)
     assert saved.count_params() == report.pruned["params"] == (9 * 2 + 2) + (32 * 16 + 16) + (16 * 4 + 4)
     assert report.pruned["flops"] == 8 * 8 * 9 * 2 + 32 * 16 + 16 * 4
     assert any("Measured latency speedup against the dense model" in note for note in report.notes)

@@ -24,7 +24,7 @@ def recorded(tmp_path, engine, tiny_refs):
     model, data = tiny_refs
     spec = PruneSpec(model=model, data=data, method="random", target_sparsity=0.6, seed=7)
     store = RunStore(tmp_path / "runs.db")
-    run_id, report = store.record_prune(spec, lambda: engine.prune(spec))
+    run_id, report = store.record_prune(spec, lambda: engine.prune(spec), save=lambda path: engine.save(spec, path))
     return store, store.get(run_id), report
 
 

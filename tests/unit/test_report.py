@@ -31,7 +31,7 @@ def stored(tmp_path_factory, engine, tiny_refs):
     model, data = tiny_refs
     store = RunStore(tmp_path_factory.mktemp("report") / "runs.db")
     spec = PruneSpec(model=model, data=data, method="magnitude", target_sparsity=0.5)
-    run_id, _ = store.record_prune(spec, lambda: engine.prune(spec))
+    run_id, _ = store.record_prune(spec, lambda: engine.prune(spec), save=lambda path: engine.save(spec, path))
     store.set_note(run_id, "for the <script>alert(1)</script> demo")
     sweep_spec = {"model": spec.to_dict()["model"], "data": spec.to_dict()["data"], "methods": ["magnitude"]}
     rows = [{"method": "magnitude", "target_sparsity": r, "sparsity": r, "accuracy": 1.0 - r / 2} for r in (0.0, 0.5, 0.9)]

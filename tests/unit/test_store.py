@@ -372,3 +372,22 @@ def test_a_job_the_worker_could_not_finish_is_interrupted_in_both_paths(tmp_path
 ])
 def test_ended_status(exc, status):
     assert store_module.ended_status(exc) == status
+
+
+def test_store_writes_the_artifact_in_the_run_folder_once(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    spec = PruneSpec(target_sparsity=0.4)
+    writes: list[str] = []
+
+    def save(path: str) -> str:
+        writes.append(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"model bytes")
+        return path
+
+    run_id, report = store.record_prune(spec, lambda: make_report(spec, ""), save=save)
+    run = store.get(run_id)
+    assert writes == [str(store.artifact_target(run_id))] == [run.artifact_path] == [report.model_path]
+    assert Path(run.artifact_path).read_bytes() == b"model bytes"
+    no_file, _ = store.record_prune(spec, lambda: make_report(spec, ""))
+    assert store.get(no_file).artifact_path is None  # no save given: the run keeps no model
