@@ -35,6 +35,7 @@ class Run:
     finished_at: Optional[float]
     artifact_path: Optional[str]
     source: str
+    stored_points: int = 0  # sweep_points rows: what an interrupted sweep or scan finished
 
     @property
     def label(self) -> str:
@@ -74,7 +75,8 @@ class Run:
             "error": self.error,
         }
         if self.kind != "prune":
-            out["points"] = self.metrics.get("points")
+            # counted in the store, so a run whose process died still says what it finished
+            out["points"] = self.stored_points
         return out
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from ..paths import home
 from ..plain import to_plain
 from ..reports import PruneReport
 from ..specs import PruneSpec
+from .owners import owner_alive, owner_token
 from .records import Outcome, Run, prune_outcome  # noqa: F401  (the row types: part of the store's face)
 from .schema import KINDS, MIGRATIONS, SCHEMA_VERSION, STATES  # noqa: F401
 
@@ -38,40 +38,6 @@ class StoreError(RuntimeError):
 def _json(value: Any) -> str:
     """JSON without NaN (SQLite's json functions reject it): NaN/Inf become null."""
     return json.dumps(to_plain(value), allow_nan=False)
-
-
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks (Linux), so a recycled pid is not mistaken for it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _owner_token() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
-
-
-def _owner_alive(token: str) -> bool:
-    """Whether the process that marked a row `running` still runs (unknown hosts count as alive)."""
-    try:
-        host, pid_text, start = token.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False  # rows from before owners were recorded
-    if host != socket.gethostname():
-        return True  # another machine sharing the file: we cannot tell, so leave its rows alone
-    if pid == os.getpid():
-        return start == _process_start(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    return not start or _process_start(pid) in ("", start)
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
@@ -106,7 +72,7 @@ class RunStore:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
         self._migrate()
-        self.interrupted_on_open = self._mark_interrupted()
+        self.interrupted_on_open = self.reap()
 
     # -- connections and transactions ---------------------------------------------------
     @contextmanager
@@ -176,11 +142,15 @@ class RunStore:
 
         self._write(upgrade)
 
-    def _mark_interrupted(self) -> list[int]:
-        """Rows still `running` whose process is gone become `interrupted`; returns their ids."""
+    def reap(self) -> list[int]:
+        """Rows still `running` whose process is gone become `interrupted`; returns their ids.
+
+        Run on open, and again whenever a read meets such a row, so a long-lived store (the
+        app's) sees a CLI that was killed after the store was opened as interrupted too.
+        """
         def mark(conn: sqlite3.Connection) -> list[int]:
             rows = conn.execute("SELECT id, owner FROM runs WHERE status = 'running'").fetchall()
-            dead = [row["id"] for row in rows if not _owner_alive(row["owner"])]
+            dead = [row["id"] for row in rows if not owner_alive(row["owner"])]
             for run_id in dead:
                 conn.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ?, "
@@ -203,7 +173,7 @@ class RunStore:
             cursor = conn.execute(
                 "INSERT INTO runs (kind, status, spec_json, created_at, name, model, dataset, method, owner, source) "
                 "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, _json(spec_dict), time.time(), name, model, dataset, method, _owner_token(), source),
+                (kind, _json(spec_dict), time.time(), name, model, dataset, method, owner_token(), source),
             )
             return int(cursor.lastrowid)
 
@@ -309,7 +279,7 @@ class RunStore:
 
     # -- reading ------------------------------------------------------------------------
     def get(self, run_id: int) -> Run:
-        rows = self._read("SELECT * FROM runs WHERE id = ?", (int(run_id),))
+        rows = self._read_runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (int(run_id),))
         if not rows:
             raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
         return _to_run(rows[0])
@@ -323,8 +293,16 @@ class RunStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
-        return [_to_run(row) for row in self._read(sql, params)]
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
+        return [_to_run(row) for row in self._read_runs(sql, params)]
+
+    def _read_runs(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run rows, with any left `running` by a dead process reaped first (they read as interrupted)."""
+        rows = self._read(sql, params)
+        if any(row["status"] == "running" and not owner_alive(row["owner"]) for row in rows):
+            self.reap()
+            rows = self._read(sql, params)
+        return rows
 
     def points(self, run_id: int) -> list[dict[str, Any]]:
         rows = self._read("SELECT row_json FROM sweep_points WHERE run_id = ? ORDER BY seq", (int(run_id),))
@@ -396,6 +374,9 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+_RUN_COLUMNS = "*, (SELECT COUNT(*) FROM sweep_points p WHERE p.run_id = runs.id) AS stored_points"
+
+
 def _to_run(row: sqlite3.Row) -> Run:
     def parse(text: Optional[str], empty: Any) -> Any:
         return json.loads(text) if text else empty
@@ -407,7 +388,7 @@ def _to_run(row: sqlite3.Row) -> Run:
         metrics=parse(row["metrics_json"], {}), layers=parse(row["layers_json"], []),
         details=parse(row["details_json"], {}), error=row["error"],
         created_at=row["created_at"], finished_at=row["finished_at"],
-        artifact_path=row["artifact_path"], source=row["source"],
+        artifact_path=row["artifact_path"], source=row["source"], stored_points=int(row["stored_points"]),
     )
 
 
