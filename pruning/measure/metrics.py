@@ -16,6 +16,7 @@ import numpy as np
 
 from .._keras import keras, tf
 from ..core.prunable import iter_layers
+from ..disk import writing
 
 LATENCY_CALLS = 30
 LATENCY_WARMUP = 5
@@ -89,8 +90,10 @@ def save_model(model: keras.Model, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
     os.close(fd)
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
+        # a full disk names itself; the weights' bytes are what the file needs, roughly
+        with writing(path, sum(w.nbytes for w in model.get_weights()), path.name):
+            model.save(tmp)
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

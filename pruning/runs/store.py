@@ -15,16 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
-from ..errors import BadInput
+from ..disk import disk_full, ensure_free, is_disk_full, writing
+from ..errors import BadInput, DiskFull
 from ..paths import home
 from ..plain import to_plain
 from ..reports import PruneReport
 from ..specs import PruneSpec
 from .owners import owner_alive, owner_token
-from .records import Outcome, Run, prune_outcome  # noqa: F401  (the row types: part of the store's face)
+from .records import Outcome, Run, ended_status, error_text, prune_outcome, run_from_row  # noqa: F401  (the row types: part of the store's face)
 from .schema import KINDS, MIGRATIONS, SCHEMA_VERSION, STATES  # noqa: F401
 
 BUSY_TIMEOUT_MS = 5_000
+# what a write may need on a full disk: the WAL grows to its auto-checkpoint size (1000 pages
+# of 4 kB, SQLite's defaults) before it is reused from its start
+WAL_BYTES = 1000 * 4096
 WRITE_DEADLINE_S = 60.0  # give up on a write only after this long of back-off
 MODEL_FILE = "model.keras"
 
@@ -69,12 +73,26 @@ class RunStore:
         self.path = Path(path) if path is not None else home() / "runs.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.artifacts = self.path.parent / "runs"
-        with self._connect() as conn:
+        self._unmarked: dict[int, tuple[str, str]] = {}  # run id -> (status, error) a full disk kept out
+        with self._full_disk(), self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
         self._migrate()
         self.interrupted_on_open = self.reap()
 
     # -- connections and transactions ---------------------------------------------------
+    @contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            self._raise_if_full(exc)
+            raise
+
+    def _raise_if_full(self, exc: sqlite3.OperationalError) -> None:
+        """A full disk under the database reads as DiskFull; SQLite has rolled back, the file is intact."""
+        if is_disk_full(exc, self.path.parent):
+            raise disk_full(self.path, WAL_BYTES, "the run database") from exc
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # isolation_level=None: we issue BEGIN ourselves, so the module never starts
@@ -106,6 +124,7 @@ class RunStore:
                             conn.execute("ROLLBACK")
                         raise
             except sqlite3.OperationalError as exc:
+                self._raise_if_full(exc)
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StoreError(f"run store {self.path} stayed busy for {WRITE_DEADLINE_S:.0f} s: {exc}") from exc
                 # jitter keeps retrying writers from waking in lockstep
@@ -119,6 +138,7 @@ class RunStore:
                 with self._connect() as conn:
                     return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
+                self._raise_if_full(exc)  # a reader may have to create the -shm file
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StoreError(f"run store {self.path}: {exc}") from exc
                 time.sleep(0.05)
@@ -148,6 +168,10 @@ class RunStore:
         Run on open, and again whenever a read meets such a row, so a long-lived store (the
         app's) sees a CLI that was killed after the store was opened as interrupted too.
         """
+        for run_id, (status, error) in list(self._unmarked.items()):
+            self.fail(run_id, error, status=status)
+            del self._unmarked[run_id]
+
         def mark(conn: sqlite3.Connection) -> list[int]:
             rows = conn.execute("SELECT id, owner FROM runs WHERE status = 'running'").fetchall()
             dead = [row["id"] for row in rows if not owner_alive(row["owner"])]
@@ -223,11 +247,17 @@ class RunStore:
     def _place_artifact(self, run_id: int, source: Path) -> Path:
         """Copy to a temp name in the run's folder and rename: a reader sees all or nothing."""
         folder = self.artifacts / str(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        size = source.stat().st_size
+        ensure_free(self.artifacts.parent, size, f"run {run_id}'s {MODEL_FILE}")
         target = folder / MODEL_FILE
         tmp = folder / f".{MODEL_FILE}.{os.getpid()}.tmp"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        try:
+            with writing(self.artifacts.parent, size, f"run {run_id}'s {MODEL_FILE}"):
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)  # a half copy would only hold the space a retry needs
         return target
 
     def record(self, kind: str, spec: Any, work: Callable[[], T], outcome: Callable[[T], Outcome],
@@ -240,11 +270,22 @@ class RunStore:
         """The one path from `running` to an end state: every record method ends through here."""
         try:
             result = work()
+            # inside the try: an artifact that cannot be placed (a full disk) fails the run,
+            # it never leaves it `running` or marks a partial file completed
+            self.complete(run_id, outcome(result))
         except BaseException as exc:
-            self.fail(run_id, _error_text(exc), status=ended_status(exc))
+            self._fail_quietly(run_id, exc)
             raise
-        self.complete(run_id, outcome(result))
         return result
+
+    def _fail_quietly(self, run_id: int, exc: BaseException) -> None:
+        """Mark the run as `exc` ended it; on a full disk, `exc` is still what is raised and the
+        mark waits for the next `reap` (the row must not read `running` once space is freed)."""
+        status, error = ended_status(exc), error_text(exc)
+        try:
+            self.fail(run_id, error, status=status)
+        except DiskFull:
+            self._unmarked[run_id] = (status, error)
 
     def record_prune(self, spec: PruneSpec, work: Callable[[], PruneReport], name: str = "",
                      source: str = "app") -> tuple[int, PruneReport]:
@@ -282,7 +323,7 @@ class RunStore:
         rows = self._read_runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (int(run_id),))
         if not rows:
             raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
-        return _to_run(rows[0])
+        return run_from_row(rows[0])
 
     def list(self, kind: Optional[str] = None, model: Optional[str] = None, dataset: Optional[str] = None,
              method: Optional[str] = None, status: Optional[str] = None) -> list[Run]:
@@ -294,13 +335,16 @@ class RunStore:
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
-        return [_to_run(row) for row in self._read_runs(sql, params)]
+        return [run_from_row(row) for row in self._read_runs(sql, params)]
 
     def _read_runs(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run rows, with any left `running` by a dead process reaped first (they read as interrupted)."""
         rows = self._read(sql, params)
-        if any(row["status"] == "running" and not owner_alive(row["owner"]) for row in rows):
-            self.reap()
+        if self._unmarked or any(row["status"] == "running" and not owner_alive(row["owner"]) for row in rows):
+            try:
+                self.reap()
+            except DiskFull:
+                return rows  # still full: show what is stored, reap once space is freed
             rows = self._read(sql, params)
         return rows
 
@@ -348,48 +392,12 @@ class RunStore:
         shutil.rmtree(self.artifacts / str(int(run_id)), ignore_errors=True)
 
 
-def ended_status(exc: BaseException) -> str:
-    """The state a run stopped by `exc` ends in: `failed` for an error, `interrupted` otherwise.
-
-    An Exception is the job's own failure, unless it says otherwise with a `run_status`
-    attribute (a worker that died or a cancelled job: executors.worker.JobFailed). Any other
-    BaseException is control flow that is no error of the job's: KeyboardInterrupt,
-    SystemExit, Streamlit's RerunException and StopException (a user moving a slider on).
-
-    >>> ended_status(ValueError("bad")), ended_status(KeyboardInterrupt())
-    ('failed', 'interrupted')
-    """
-    default = "failed" if isinstance(exc, Exception) else "interrupted"
-    return str(getattr(exc, "run_status", default))
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "stopped by the user"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
 
 _RUN_COLUMNS = "*, (SELECT COUNT(*) FROM sweep_points p WHERE p.run_id = runs.id) AS stored_points"
-
-
-def _to_run(row: sqlite3.Row) -> Run:
-    def parse(text: Optional[str], empty: Any) -> Any:
-        return json.loads(text) if text else empty
-
-    return Run(
-        id=row["id"], kind=row["kind"], status=row["status"], name=row["name"], note=row["note"],
-        model=row["model"], dataset=row["dataset"], method=row["method"],
-        spec=parse(row["spec_json"], {}), environment=parse(row["environment_json"], {}),
-        metrics=parse(row["metrics_json"], {}), layers=parse(row["layers_json"], []),
-        details=parse(row["details_json"], {}), error=row["error"],
-        created_at=row["created_at"], finished_at=row["finished_at"],
-        artifact_path=row["artifact_path"], source=row["source"], stored_points=int(row["stored_points"]),
-    )
 
 
 def open_store(path: str | Path | None = None) -> RunStore:
