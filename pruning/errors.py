@@ -8,3 +8,8 @@ from __future__ import annotations
 
 class BadInput(ValueError):
     """Input the user gave (model, dataset, spec) cannot be used as it is."""
+
+
+class DiskFull(BadInput):
+    """A write under $PRUNESCOPE_HOME (or an output path) ran out of space; the message names
+    the disk and the space the write needed (pruning.disk builds it). Nothing half-written is kept."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Mapping
 
-from ..errors import BadInput
+from ..errors import BadInput, DiskFull
 
 
 class JobFailed(RuntimeError):
@@ -36,7 +36,7 @@ class WorkerError(RuntimeError):
 # Errors that cross the boundary as themselves (same type, same message); others arrive as
 # WorkerError naming the original type.
 ERRORS: dict[str, type[Exception]] = {
-    "BadInput": BadInput, "ValueError": ValueError, "TypeError": TypeError,
+    "BadInput": BadInput, "DiskFull": DiskFull, "ValueError": ValueError, "TypeError": TypeError,
     "RuntimeError": RuntimeError, "FileNotFoundError": FileNotFoundError,
 }
 

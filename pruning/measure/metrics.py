@@ -21,6 +21,7 @@ import numpy as np
 
 from .._keras import keras, tf
 from ..core.prunable import iter_layers
+from ..disk import writing
 from ..specs import COMPRESS_LEVEL
 
 LATENCY_BUDGET_S = 0.5  # timed calls per model stop once they add up to this ...
@@ -165,8 +166,10 @@ def save_model(model: keras.Model, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
     os.close(fd)
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
+        # a full disk names itself; the weights' bytes are what the file needs, roughly
+        with writing(path, sum(w.nbytes for w in model.get_weights()), path.name):
+            model.save(tmp)
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

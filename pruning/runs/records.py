@@ -36,6 +36,7 @@ class Run:
     finished_at: Optional[float]
     artifact_path: Optional[str]
     source: str
+    stored_points: int = 0  # sweep_points rows: what an interrupted sweep or scan finished
 
     @property
     def label(self) -> str:
@@ -80,7 +81,8 @@ class Run:
             "error": self.error,
         }
         if self.kind != "prune":
-            out["points"] = self.metrics.get("points")
+            # counted in the store, so a run whose process died still says what it finished
+            out["points"] = self.stored_points
         return out
 
 
@@ -107,3 +109,41 @@ def prune_outcome(report: PruneReport) -> Outcome:
     layers = json.loads(report.layers.to_json(orient="records"))
     return Outcome(metrics=metrics, layers=layers, details=details,
                    environment=report.environment, artifact=report.model_path)
+
+
+def ended_status(exc: BaseException) -> str:
+    """The state a run stopped by `exc` ends in: `failed` for an error, `interrupted` otherwise.
+
+    An Exception is the job's own failure, unless it says otherwise with a `run_status`
+    attribute (a worker that died or a cancelled job: executors.worker.JobFailed). Any other
+    BaseException is control flow that is no error of the job's: KeyboardInterrupt,
+    SystemExit, Streamlit's RerunException and StopException (a user moving a slider on).
+
+    >>> ended_status(ValueError("bad")), ended_status(KeyboardInterrupt())
+    ('failed', 'interrupted')
+    """
+    default = "failed" if isinstance(exc, Exception) else "interrupted"
+    return str(getattr(exc, "run_status", default))
+
+
+def error_text(exc: BaseException) -> str:
+    """What a stopped run's row says about why."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by the user"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_from_row(row: Mapping[str, Any]) -> Run:
+    """A `runs` row (with its `stored_points` count) as a Run."""
+    def parse(text: Optional[str], empty: Any) -> Any:
+        return json.loads(text) if text else empty
+
+    return Run(
+        id=row["id"], kind=row["kind"], status=row["status"], name=row["name"], note=row["note"],
+        model=row["model"], dataset=row["dataset"], method=row["method"],
+        spec=parse(row["spec_json"], {}), environment=parse(row["environment_json"], {}),
+        metrics=parse(row["metrics_json"], {}), layers=parse(row["layers_json"], []),
+        details=parse(row["details_json"], {}), error=row["error"],
+        created_at=row["created_at"], finished_at=row["finished_at"],
+        artifact_path=row["artifact_path"], source=row["source"], stored_points=int(row["stored_points"]),
+    )

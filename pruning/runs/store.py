@@ -10,22 +10,26 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
-from ..errors import BadInput
+from ..disk import disk_full, ensure_free, is_disk_full, writing
+from ..errors import BadInput, DiskFull
 from ..paths import home
 from ..plain import to_plain
 from ..reports import PruneReport
 from ..specs import PruneSpec
-from .records import Outcome, Run, prune_outcome  # noqa: F401  (the row types: part of the store's face)
+from .owners import owner_alive, owner_token
+from .records import Outcome, Run, ended_status, error_text, prune_outcome, run_from_row  # noqa: F401  (the row types: part of the store's face)
 from .schema import KINDS, MIGRATIONS, SCHEMA_VERSION, STATES  # noqa: F401
 
 BUSY_TIMEOUT_MS = 5_000
+# what a write may need on a full disk: the WAL grows to its auto-checkpoint size (1000 pages
+# of 4 kB, SQLite's defaults) before it is reused from its start
+WAL_BYTES = 1000 * 4096
 WRITE_DEADLINE_S = 60.0  # give up on a write only after this long of back-off
 MODEL_FILE = "model.keras"
 
@@ -39,40 +43,6 @@ class StoreError(RuntimeError):
 def _json(value: Any) -> str:
     """JSON without NaN (SQLite's json functions reject it): NaN/Inf become null."""
     return json.dumps(to_plain(value), allow_nan=False)
-
-
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks (Linux), so a recycled pid is not mistaken for it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _owner_token() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
-
-
-def _owner_alive(token: str) -> bool:
-    """Whether the process that marked a row `running` still runs (unknown hosts count as alive)."""
-    try:
-        host, pid_text, start = token.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False  # rows from before owners were recorded
-    if host != socket.gethostname():
-        return True  # another machine sharing the file: we cannot tell, so leave its rows alone
-    if pid == os.getpid():
-        return start == _process_start(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    return not start or _process_start(pid) in ("", start)
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
@@ -104,12 +74,26 @@ class RunStore:
         self.path = Path(path) if path is not None else home() / "runs.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.artifacts = self.path.parent / "runs"
-        with self._connect() as conn:
+        self._unmarked: dict[int, tuple[str, str]] = {}  # run id -> (status, error) a full disk kept out
+        with self._full_disk(), self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
         self._migrate()
-        self.interrupted_on_open = self._mark_interrupted()
+        self.interrupted_on_open = self.reap()
 
     # -- connections and transactions ---------------------------------------------------
+    @contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            self._raise_if_full(exc)
+            raise
+
+    def _raise_if_full(self, exc: sqlite3.OperationalError) -> None:
+        """A full disk under the database reads as DiskFull; SQLite has rolled back, the file is intact."""
+        if is_disk_full(exc, self.path.parent):
+            raise disk_full(self.path, WAL_BYTES, "the run database") from exc
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # isolation_level=None: we issue BEGIN ourselves, so the module never starts
@@ -141,6 +125,7 @@ class RunStore:
                             conn.execute("ROLLBACK")
                         raise
             except sqlite3.OperationalError as exc:
+                self._raise_if_full(exc)
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StoreError(f"run store {self.path} stayed busy for {WRITE_DEADLINE_S:.0f} s: {exc}") from exc
                 # jitter keeps retrying writers from waking in lockstep
@@ -154,6 +139,7 @@ class RunStore:
                 with self._connect() as conn:
                     return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
+                self._raise_if_full(exc)  # a reader may have to create the -shm file
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StoreError(f"run store {self.path}: {exc}") from exc
                 time.sleep(0.05)
@@ -177,11 +163,19 @@ class RunStore:
 
         self._write(upgrade)
 
-    def _mark_interrupted(self) -> list[int]:
-        """Rows still `running` whose process is gone become `interrupted`; returns their ids."""
+    def reap(self) -> list[int]:
+        """Rows still `running` whose process is gone become `interrupted`; returns their ids.
+
+        Run on open, and again whenever a read meets such a row, so a long-lived store (the
+        app's) sees a CLI that was killed after the store was opened as interrupted too.
+        """
+        for run_id, (status, error) in list(self._unmarked.items()):
+            self.fail(run_id, error, status=status)
+            del self._unmarked[run_id]
+
         def mark(conn: sqlite3.Connection) -> list[int]:
             rows = conn.execute("SELECT id, owner FROM runs WHERE status = 'running'").fetchall()
-            dead = [row["id"] for row in rows if not _owner_alive(row["owner"])]
+            dead = [row["id"] for row in rows if not owner_alive(row["owner"])]
             for run_id in dead:
                 conn.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ?, "
@@ -204,7 +198,7 @@ class RunStore:
             cursor = conn.execute(
                 "INSERT INTO runs (kind, status, spec_json, created_at, name, model, dataset, method, owner, source) "
                 "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, _json(spec_dict), time.time(), name, model, dataset, method, _owner_token(), source),
+                (kind, _json(spec_dict), time.time(), name, model, dataset, method, owner_token(), source),
             )
             return int(cursor.lastrowid)
 
@@ -262,10 +256,16 @@ class RunStore:
         if source.resolve() == target.resolve():
             return target
         folder = target.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        size = source.stat().st_size
+        ensure_free(self.artifacts.parent, size, f"run {run_id}'s {MODEL_FILE}")
         tmp = folder / f".{MODEL_FILE}.{os.getpid()}.tmp"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        try:
+            with writing(self.artifacts.parent, size, f"run {run_id}'s {MODEL_FILE}"):
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)  # a half copy would only hold the space a retry needs
         return target
 
     def record(self, kind: str, spec: Any, work: Callable[[], T], outcome: Callable[[T], Outcome],
@@ -278,11 +278,22 @@ class RunStore:
         """The one path from `running` to an end state: every record method ends through here."""
         try:
             result = work()
+            # inside the try: an artifact that cannot be placed (a full disk) fails the run,
+            # it never leaves it `running` or marks a partial file completed
+            self.complete(run_id, outcome(result))
         except BaseException as exc:
-            self.fail(run_id, _error_text(exc), status=ended_status(exc))
+            self._fail_quietly(run_id, exc)
             raise
-        self.complete(run_id, outcome(result))
         return result
+
+    def _fail_quietly(self, run_id: int, exc: BaseException) -> None:
+        """Mark the run as `exc` ended it; on a full disk, `exc` is still what is raised and the
+        mark waits for the next `reap` (the row must not read `running` once space is freed)."""
+        status, error = ended_status(exc), error_text(exc)
+        try:
+            self.fail(run_id, error, status=status)
+        except DiskFull:
+            self._unmarked[run_id] = (status, error)
 
     def record_prune(self, spec: PruneSpec, work: Callable[[], PruneReport], name: str = "",
                      source: str = "app", save: Optional[Callable[[str], str]] = None) -> tuple[int, PruneReport]:
@@ -330,10 +341,10 @@ class RunStore:
 
     # -- reading ------------------------------------------------------------------------
     def get(self, run_id: int) -> Run:
-        rows = self._read("SELECT * FROM runs WHERE id = ?", (int(run_id),))
+        rows = self._read_runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (int(run_id),))
         if not rows:
             raise BadInput(f"there is no run {run_id}: list them with `python -m pruning runs`")
-        return _to_run(rows[0])
+        return run_from_row(rows[0])
 
     def list(self, kind: Optional[str] = None, model: Optional[str] = None, dataset: Optional[str] = None,
              method: Optional[str] = None, status: Optional[str] = None) -> list[Run]:
@@ -344,8 +355,19 @@ class RunStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
-        return [_to_run(row) for row in self._read(sql, params)]
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
+        return [run_from_row(row) for row in self._read_runs(sql, params)]
+
+    def _read_runs(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run rows, with any left `running` by a dead process reaped first (they read as interrupted)."""
+        rows = self._read(sql, params)
+        if self._unmarked or any(row["status"] == "running" and not owner_alive(row["owner"]) for row in rows):
+            try:
+                self.reap()
+            except DiskFull:
+                return rows  # still full: show what is stored, reap once space is freed
+            rows = self._read(sql, params)
+        return rows
 
     def points(self, run_id: int) -> list[dict[str, Any]]:
         rows = self._read("SELECT row_json FROM sweep_points WHERE run_id = ? ORDER BY seq", (int(run_id),))
@@ -391,45 +413,12 @@ class RunStore:
         shutil.rmtree(self.artifacts / str(int(run_id)), ignore_errors=True)
 
 
-def ended_status(exc: BaseException) -> str:
-    """The state a run stopped by `exc` ends in: `failed` for an error, `interrupted` otherwise.
-
-    An Exception is the job's own failure, unless it says otherwise with a `run_status`
-    attribute (a worker that died or a cancelled job: executors.worker.JobFailed). Any other
-    BaseException is control flow that is no error of the job's: KeyboardInterrupt,
-    SystemExit, Streamlit's RerunException and StopException (a user moving a slider on).
-
-    >>> ended_status(ValueError("bad")), ended_status(KeyboardInterrupt())
-    ('failed', 'interrupted')
-    """
-    default = "failed" if isinstance(exc, Exception) else "interrupted"
-    return str(getattr(exc, "run_status", default))
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "stopped by the user"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
 
-def _to_run(row: sqlite3.Row) -> Run:
-    def parse(text: Optional[str], empty: Any) -> Any:
-        return json.loads(text) if text else empty
-
-    return Run(
-        id=row["id"], kind=row["kind"], status=row["status"], name=row["name"], note=row["note"],
-        model=row["model"], dataset=row["dataset"], method=row["method"],
-        spec=parse(row["spec_json"], {}), environment=parse(row["environment_json"], {}),
-        metrics=parse(row["metrics_json"], {}), layers=parse(row["layers_json"], []),
-        details=parse(row["details_json"], {}), error=row["error"],
-        created_at=row["created_at"], finished_at=row["finished_at"],
-        artifact_path=row["artifact_path"], source=row["source"],
-    )
+_RUN_COLUMNS = "*, (SELECT COUNT(*) FROM sweep_points p WHERE p.run_id = runs.id) AS stored_points"
 
 
 def open_store(path: str | Path | None = None) -> RunStore:

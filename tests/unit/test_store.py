@@ -391,3 +391,35 @@ def test_store_writes_the_artifact_in_the_run_folder_once(tmp_path):
     assert Path(run.artifact_path).read_bytes() == b"model bytes"
     no_file, _ = store.record_prune(spec, lambda: make_report(spec, ""))
     assert store.get(no_file).artifact_path is None  # no save given: the run keeps no model
+
+
+def test_a_process_killed_while_the_store_is_open_reads_as_interrupted_with_its_points(tmp_path):
+    """kill -9 of a sweep's process: a store opened before the kill (the app's) sees it too,
+    even while the dead process is a zombie its parent has not reaped yet."""
+    path = tmp_path / "runs.db"
+    here = RunStore(path)
+    script = (
+        "import sys, time; from pruning.runs.store import RunStore; s = RunStore(sys.argv[1]); "
+        "r = s.begin('sweep', {'model': {'name': 'cnn'}, 'data': {'name': 'digits'}, 'methods': ['magnitude']}); "
+        "[s.add_sweep_point(r, {'method': 'magnitude', 'target_sparsity': t}) for t in (0.0, 0.5)]; "
+        "print(r, flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = int(proc.stdout.readline())
+        assert here.get(run_id).status == "running"  # alive: left alone
+        proc.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        run = here.list(kind="sweep")[0]  # a zombie now: dead, though its pid still answers
+        assert (run.id, run.status, run.stored_points) == (run_id, "interrupted", 2)
+        assert run.summary()["points"] == 2 and "stopped before it finished" in run.error
+        assert here.get(run_id).status == "interrupted"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
