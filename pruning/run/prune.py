@@ -132,7 +132,7 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
         done = prune_once(bench, spec, model_path, on_progress=on_progress)
         targets: dict[str, float] = {}
         for key, value in done.request.sparsity.items():
-            layer = key.split("/")[0]
+            layer = key.rsplit("/", 1)[0]
             targets[layer] = max(value, targets.get(layer, 0.0))
         return PruneReport(
             spec=spec, method=done.method.name, granularity=done.method.granularity,
