@@ -112,13 +112,15 @@ def prune_once(bench: "Workbench", spec: PruneSpec, model_path: Path, method: Op
     baseline = dict(baseline, latency_ms=metrics.pop("base_latency_ms"),
                     latency_p90_ms=metrics.pop("base_latency_p90_ms"))
     weights = bench.current_weights() if new is None else in_base_shapes(bench, new, result.masks)
+    sparsity = measured_sparsity(weights, selected)
     notes = _mask_notes(method) + result.notes + _precision_notes(spec, method)
     if method.granularity == "structured":
+        notes = _shortfall_notes(method, request, sparsity) + notes
         notes += (_speedup_note(baseline, metrics, spec, bench.env["device"]),)
     notes += _recalibration_notes(spec, method, recalibrated)
     return Pruned(
         spec=spec, method=method, request=request, result=result, selected=selected, baseline=baseline,
-        metrics=metrics, weights=weights, sparsity=measured_sparsity(weights, selected),
+        metrics=metrics, weights=weights, sparsity=sparsity,
         timing_s={"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s, "measure": measure_s},
         recalibrated=recalibrated, notes=notes,
     )
@@ -149,6 +151,16 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
 def use_mixed_precision(spec: PruneSpec) -> bool:
     """Mixed float16 fine-tuning only when asked for and a GPU can run it fast."""
     return spec.mixed_precision and spec.finetune_epochs > 0 and mixed_precision_supported()
+
+
+def _shortfall_notes(method: Method, request: PruneRequest, sparsity: float) -> tuple[str, ...]:
+    """A structured prune far short of its target says so first: channels that cannot go stay."""
+    target = float(np.mean(list(request.sparsity.values()))) if request.sparsity else 0.0
+    if target <= 0 or sparsity >= 0.5 * target:
+        return ()
+    return (f"{method.name} reached {sparsity:.1%} of the requested {target:.0%}: most selected layers' "
+            "channels cannot be removed (see the notes below on which layers keep them and why); "
+            "a mask method reaches the target on every layer.",)
 
 
 def _recalibration_notes(spec: PruneSpec, method: Method, recalibrated: int) -> tuple[str, ...]:
