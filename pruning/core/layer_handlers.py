@@ -13,6 +13,10 @@ import numpy as np
 from .._keras import keras
 
 L = keras.layers
+# tf_keras' own layers outside keras.layers: ConvNeXt's, and the TF-op layer of `x + 3` & co.
+LayerScale = keras.src.applications.convnext.LayerScale
+StochasticDepth = keras.src.applications.convnext.StochasticDepth
+TFOpLambda = keras.src.layers.core.tf_op_layer.TFOpLambda
 
 # producer: owns its output channels (filters/units) and reads input channels
 # channelwise: one weight slice per channel, output channel c from input channel c only
@@ -29,8 +33,8 @@ def _unchanged(layer, weights: Weights, kept: Kept) -> Weights:
     return weights
 
 
-def _always(layer, config: dict) -> bool:
-    return True
+def _always(layer, config: dict) -> str:
+    return ""
 
 
 def _never(config: dict) -> bool:
@@ -43,22 +47,26 @@ class LayerHandler:
 
     Attributes:
       role: how channels flow through the layer (see `Role`).
-      fits: (layer, config) -> whether this layer's config keeps channels on the last axis
-        unmixed; a layer that does not fit is treated as opaque.
+      unfit: (layer, config) -> why this layer's config mixes or moves the channels of the last
+        axis ("" when it keeps them apart); a layer that does not fit is treated as opaque.
       slice_inputs: the layer's weights without the removed input channels.
       slice_outputs: the layer's weights without the removed output channels (producers).
-      kind: producers only, the group kind methods choose by ("conv", "dense", "lstm").
+      kind: producers only, the group kind methods choose by ("conv", "dense", "lstm", "gru", "rnn").
       width: producers only, the config field that holds the number of output channels.
+      kernel: producers only, the weight whose columns rank the channels ("layer/kernel").
+      channel_fields: channelwise layers only, the config fields equal to their channel count.
       relu: config -> whether the layer's output is a plain ReLU's (APoZ reads those).
       batchnorm: whether it is a BatchNorm whose scale bn-scale reads.
     """
 
     role: Role
-    fits: Callable[[Any, dict], bool] = _always
+    unfit: Callable[[Any, dict], str] = _always
     slice_inputs: Slicer = _unchanged
     slice_outputs: Slicer = _unchanged
     kind: str = ""
     width: str = ""
+    kernel: str = "kernel"
+    channel_fields: tuple[str, ...] = ()
     relu: Callable[[dict], bool] = _never
     batchnorm: bool = False
 
@@ -67,35 +75,62 @@ def _take(w: np.ndarray, kept: Kept, axis: int) -> np.ndarray:
     return w if kept is None else np.take(w, kept, axis=axis)
 
 
-# -- config checks: False = this layer mixes or moves channels, so it is opaque -------------
-def _channels_last(layer, config: dict) -> bool:
-    return config.get("data_format", "channels_last") == "channels_last"
+# -- config checks: why a layer mixes or moves channels ("" = it does not), so it is opaque ---
+def _channels_last(layer, config: dict) -> str:
+    if config.get("data_format", "channels_last") == "channels_last":
+        return ""
+    return "channels_first: its channels are not on the last axis"
 
 
-def _plain_conv(layer, config: dict) -> bool:
-    return _channels_last(layer, config) and config.get("groups", 1) == 1
+def _plain_conv(layer, config: dict) -> str:
+    groups = config.get("groups", 1)
+    if groups != 1:
+        # whole groups could go together; we keep grouped convolutions as they are instead
+        return (f"grouped convolution (groups={groups}): channels could only go in whole groups, "
+                "and PruneScope leaves grouped convolutions' channels as they are")
+    return _channels_last(layer, config)
 
 
-def _single_output_lstm(layer, config: dict) -> bool:
-    return not (config.get("return_state") or config.get("stateful"))
+def _single_output_rnn(layer, config: dict) -> str:
+    if config.get("return_state") or config.get("stateful"):
+        return "returns its states or is stateful"
+    return ""
 
 
-def _plain_depthwise(layer, config: dict) -> bool:
-    return _channels_last(layer, config) and config.get("depth_multiplier", 1) == 1
+def _plain_depthwise(layer, config: dict) -> str:
+    if config.get("depth_multiplier", 1) != 1:
+        return f"depth_multiplier={config['depth_multiplier']} changes the channel count"
+    return _channels_last(layer, config)
 
 
-def _last_axis_batchnorm(layer, config: dict) -> bool:
+def _last_axis_batchnorm(layer, config: dict) -> str:
     axis = config["axis"]
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    return axis in (-1, len(layer.input_shape) - 1)
+    return "" if axis in (-1, len(layer.input_shape) - 1) else f"normalizes over axis {axis}, not the channels'"
 
 
-def _not_softmax(layer, config: dict) -> bool:
-    return config["activation"] != "softmax"  # softmax mixes channels
+def _not_softmax(layer, config: dict) -> str:
+    return "softmax mixes the channels" if config["activation"] == "softmax" else ""
 
 
-def _last_axis_concat(layer, config: dict) -> bool:
-    return config["axis"] in (-1, len(layer.output_shape) - 1)
+def _last_axis_concat(layer, config: dict) -> str:
+    return "" if config["axis"] in (-1, len(layer.output_shape) - 1) else "concatenates along another axis"
+
+
+# TF ops that act on each element alone (tf_keras records `x + 3`, `tf.nn.relu6(x)`... as TFOpLambda
+# layers): with a scalar operand they pass channels through, with a tensor one they merge
+ELEMENTWISE_OPS = frozenset({
+    "__operators__.add", "__operators__.sub", "__operators__.mul", "__operators__.truediv",
+    "__operators__.radd", "__operators__.rsub", "__operators__.rmul", "__operators__.neg",
+    "math.add", "math.subtract", "math.multiply", "math.truediv", "math.divide", "math.maximum",
+    "math.minimum", "math.sigmoid", "math.tanh", "math.abs", "math.negative", "math.square",
+    "nn.relu", "nn.relu6", "nn.silu", "nn.swish", "nn.gelu", "nn.sigmoid", "nn.elu", "nn.selu",
+})
+
+
+def _elementwise_op(layer, config: dict) -> str:
+    function = config.get("function")
+    return "" if function in ELEMENTWISE_OPS else f"the TF op {function} is not known to keep channels apart"
 
 
 # -- ReLU checks ---------------------------------------------------------------------------
@@ -117,19 +152,41 @@ def _kernel_outputs(layer, weights: Weights, kept: Kept) -> Weights:
     return [_take(w, kept, w.ndim - 1) for w in weights]  # the kernel's last axis, and the bias
 
 
-def _lstm_inputs(layer, weights: Weights, kept: Kept) -> Weights:
+def _recurrent_inputs(layer, weights: Weights, kept: Kept) -> Weights:
     return [_take(weights[0], kept, 0)] + weights[1:]
 
 
-def _lstm_outputs(layer, weights: Weights, kept: Kept) -> Weights:
-    """LSTM kernels hold four gates (i, f, c, o) side by side: unit u is column g * units + u."""
+def _recurrent_outputs(gates: int) -> Slicer:
+    """RNN kernels hold their gates side by side: unit u is column g * units + u of gate g
+    (LSTM: i, f, c, o; GRU: z, r, h; SimpleRNN: one). A GRU's bias is (3u,), or (2, 3u) with
+    reset_after: the last axis either way."""
+
+    def slice_units(layer, weights: Weights, kept: Kept) -> Weights:
+        if kept is None:
+            return weights
+        units = layer.cell.units
+        columns = np.concatenate([g * units + kept for g in range(gates)])
+        kernel, recurrent, *biases = weights
+        recurrent = np.take(recurrent, kept, axis=0)  # recurrent rows are the units themselves
+        return [np.take(w, columns, axis=w.ndim - 1) for w in (kernel, recurrent, *biases)]
+
+    return slice_units
+
+
+def _separable_inputs(layer, weights: Weights, kept: Kept) -> Weights:
+    """Depthwise kernel (..., in, m) loses input channels; pointwise (..., in * m, out) the rows
+    c * m + j of each lost channel c."""
     if kept is None:
         return weights
-    units = layer.cell.units
-    columns = np.concatenate([g * units + kept for g in range(4)])
-    kernel, recurrent, *biases = weights
-    recurrent = np.take(recurrent, kept, axis=0)  # recurrent rows are the units themselves
-    return [np.take(w, columns, axis=w.ndim - 1) for w in (kernel, recurrent, *biases)]
+    depthwise, pointwise, *bias = weights
+    m = depthwise.shape[-1]
+    rows = (kept[:, None] * m + np.arange(m)[None, :]).reshape(-1)
+    return [np.take(depthwise, kept, axis=depthwise.ndim - 2), np.take(pointwise, rows, axis=pointwise.ndim - 2), *bias]
+
+
+def _separable_outputs(layer, weights: Weights, kept: Kept) -> Weights:
+    depthwise, *rest = weights
+    return [depthwise] + [_take(w, kept, w.ndim - 1) for w in rest]
 
 
 def _depthwise_channels(layer, weights: Weights, kept: Kept) -> Weights:
@@ -137,15 +194,31 @@ def _depthwise_channels(layer, weights: Weights, kept: Kept) -> Weights:
 
 
 def _batchnorm_channels(layer, weights: Weights, kept: Kept) -> Weights:
-    return [_take(w, kept, 0) for w in weights]
+    return [_take(w, kept, 0) for w in weights]  # also LayerScale's gamma
+
+
+def _last_axis_channels(layer, weights: Weights, kept: Kept) -> Weights:
+    return [_take(w, kept, w.ndim - 1) for w in weights]  # a grouped conv with one channel per group
 
 
 INPUT = LayerHandler(role="input")
 OPAQUE = LayerHandler(role="opaque")
-_CONV = LayerHandler(role="producer", fits=_plain_conv, slice_inputs=_kernel_inputs,
+_CONV = LayerHandler(role="producer", unfit=_plain_conv, slice_inputs=_kernel_inputs,
                      slice_outputs=_kernel_outputs, kind="conv", width="filters", relu=_relu_activation)
-_PASSTHROUGH = LayerHandler(role="passthrough", fits=_channels_last)  # channels_first keeps them on axis 1
+# Conv2D(groups=C) on C channels with C filters is a depthwise convolution (ConvNeXt writes them so)
+_GROUPED_DEPTHWISE = LayerHandler(role="channelwise", unfit=_channels_last, slice_inputs=_last_axis_channels,
+                                  channel_fields=("filters", "groups"))
+_SEPARABLE = LayerHandler(role="producer", unfit=_channels_last, slice_inputs=_separable_inputs,
+                          slice_outputs=_separable_outputs, kind="conv", width="filters",
+                          kernel="pointwise_kernel", relu=_relu_activation)
+_PASSTHROUGH = LayerHandler(role="passthrough", unfit=_channels_last)  # channels_first keeps them on axis 1
 _MERGE = LayerHandler(role="merge")
+
+
+def _rnn(kind: str, gates: int) -> LayerHandler:
+    return LayerHandler(role="producer", unfit=_single_output_rnn, slice_inputs=_recurrent_inputs,
+                        slice_outputs=_recurrent_outputs(gates), kind=kind, width="units")
+
 
 # Exact types only: subclasses such as Conv2DTranspose lay out their kernels differently, and a
 # type missing here is opaque. Adding a layer type means adding one entry.
@@ -153,15 +226,21 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
     L.Conv1D: _CONV,
     L.Conv2D: _CONV,
     L.Conv3D: _CONV,
+    L.SeparableConv1D: _SEPARABLE,
+    L.SeparableConv2D: _SEPARABLE,
     L.Dense: LayerHandler(role="producer", slice_inputs=_kernel_inputs, slice_outputs=_kernel_outputs,
                           kind="dense", width="units", relu=_relu_activation),
-    L.LSTM: LayerHandler(role="producer", fits=_single_output_lstm, slice_inputs=_lstm_inputs,
-                         slice_outputs=_lstm_outputs, kind="lstm", width="units", relu=_relu_activation),
-    L.BatchNormalization: LayerHandler(role="channelwise", fits=_last_axis_batchnorm,
+    L.LSTM: _rnn("lstm", 4),
+    L.GRU: _rnn("gru", 3),
+    L.SimpleRNN: _rnn("rnn", 1),
+    L.BatchNormalization: LayerHandler(role="channelwise", unfit=_last_axis_batchnorm,
                                        slice_inputs=_batchnorm_channels, batchnorm=True),
-    L.DepthwiseConv2D: LayerHandler(role="channelwise", fits=_plain_depthwise, slice_inputs=_depthwise_channels),
-    L.Activation: LayerHandler(role="passthrough", fits=_not_softmax, relu=_relu_activation),
-    L.ReLU: LayerHandler(role="passthrough", fits=_channels_last, relu=_plain_relu),
+    L.DepthwiseConv2D: LayerHandler(role="channelwise", unfit=_plain_depthwise, slice_inputs=_depthwise_channels),
+    LayerScale: LayerHandler(role="channelwise", slice_inputs=_batchnorm_channels, channel_fields=("projection_dim",)),
+    L.Activation: LayerHandler(role="passthrough", unfit=_not_softmax, relu=_relu_activation),
+    L.ReLU: LayerHandler(role="passthrough", unfit=_channels_last, relu=_plain_relu),
+    # with one tensor input a passthrough; with a tensor operand too, the graph merges them
+    TFOpLambda: LayerHandler(role="passthrough", unfit=_elementwise_op),
     **{layer_type: _PASSTHROUGH for layer_type in (
         L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
         L.SpatialDropout3D, L.GaussianNoise, L.GaussianDropout, L.AlphaDropout, L.MaxPooling1D,
@@ -169,18 +248,50 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
         L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D, L.GlobalMaxPooling1D,
         L.GlobalMaxPooling2D, L.GlobalMaxPooling3D, L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
         L.Cropping1D, L.Cropping2D, L.Cropping3D, L.UpSampling1D, L.UpSampling2D, L.UpSampling3D,
-        L.ActivityRegularization, L.Resizing,
+        L.ActivityRegularization, L.Resizing, StochasticDepth,
     )},
-    L.Flatten: LayerHandler(role="flatten", fits=_channels_last),
+    L.Flatten: LayerHandler(role="flatten", unfit=_channels_last),
     **{layer_type: _MERGE for layer_type in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
-    L.Concatenate: LayerHandler(role="concat", fits=_last_axis_concat),
+    L.Concatenate: LayerHandler(role="concat", unfit=_last_axis_concat),
 })
+
+_OPAQUE_WHY = {
+    L.LayerNormalization: "it normalizes over the channels, so removing one changes the others",
+    L.Reshape: "it moves the channels to other positions",
+    L.Lambda: "its function is not traced",
+    L.Bidirectional: "a Bidirectional wrapper concatenates two RNNs' units (its weights can still be masked)",
+}
+
+
+def _depthwise_as_grouped(layer, config: dict) -> bool:
+    groups = config.get("groups", 1)
+    return groups > 1 and groups == config["filters"] == int(layer.input_shape[-1])
 
 
 def handler_for(layer) -> LayerHandler:
     """The handler of `layer`'s exact type when its config fits it, else `OPAQUE`."""
-    handler = LAYER_HANDLERS.get(type(layer), OPAQUE)
-    return handler if handler.fits(layer, layer.get_config()) else OPAQUE
+    return handler_and_reason(layer)[0]
+
+
+def handler_and_reason(layer) -> tuple[LayerHandler, str]:
+    """(`layer`'s handler, "") or (`OPAQUE`, why its channels cannot be traced through it)."""
+    handler = LAYER_HANDLERS.get(type(layer))
+    config = layer.get_config()
+    if handler is None:
+        if isinstance(layer, keras.Model):
+            return OPAQUE, "a nested model is not traced"
+        return OPAQUE, _OPAQUE_WHY.get(type(layer), "its type is not in the structured surgery table")
+    if handler is _CONV and _depthwise_as_grouped(layer, config):
+        handler = _GROUPED_DEPTHWISE
+    why = handler.unfit(layer, config)
+    return (OPAQUE, why) if why else (handler, "")
+
+
+def producer_kind(handler: LayerHandler, layer) -> str:
+    """The group kind of a producer: a Dense over a feature map (ConvNeXt) is a 1x1 convolution."""
+    if handler.kind == "dense" and len(layer.input_shape) > 3:
+        return "conv"
+    return handler.kind
 
 
 def slice_weights(handler: LayerHandler, layer, weights: Weights, kept_in: Kept, kept_out: Kept) -> Weights:

@@ -14,19 +14,24 @@ from .._keras import keras
 
 L = keras.layers
 
-# Layer type -> the attributes (on the layer, or on its RNN cell) whose values are pruned.
+# Layer type -> the attributes (on the layer, or on its RNN cell) whose values are pruned; as in
+# tfmot's registry, a separable conv's pointwise kernel only (its depthwise kernel is tiny).
 PRUNABLE_WEIGHTS: dict[type, tuple[str, ...]] = {
     L.Dense: ("kernel",),
     L.Conv1D: ("kernel",),
     L.Conv2D: ("kernel",),
     L.Conv3D: ("kernel",),
+    L.SeparableConv1D: ("pointwise_kernel",),
+    L.SeparableConv2D: ("pointwise_kernel",),
     L.LSTM: ("kernel", "recurrent_kernel"),
+    L.GRU: ("kernel", "recurrent_kernel"),
+    L.SimpleRNN: ("kernel", "recurrent_kernel"),
+    L.Embedding: ("embeddings",),
 }
 
 _WHY_NOT: dict[type, str] = {
     L.BatchNormalization: "BatchNorm scale/shift are never pruned",
     L.LayerNormalization: "normalisation parameters are never pruned",
-    L.Embedding: "embeddings are not pruned",
 }
 
 
@@ -47,10 +52,14 @@ class PrunableWeight:
 
 
 def iter_layers(model: keras.Model):
-    """Every leaf layer in network order, descending into nested models."""
+    """Every leaf layer in network order, descending into nested models and Bidirectional
+    wrappers (their forward and backward RNNs are pruned as two layers)."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from iter_layers(layer)
+        elif isinstance(layer, L.Bidirectional):
+            yield layer.forward_layer
+            yield layer.backward_layer
         else:
             yield layer
 

@@ -19,11 +19,13 @@ from .layer_handlers import (
     Kept,
     LayerHandler,
     Role,
-    handler_for,
+    handler_and_reason,
+    producer_kind,
     slice_weights,
 )
 from .prunable import find_prunable
 
+_ELEMENTWISE_MERGE = LayerHandler(role="merge")
 Value = Union[None, str, tuple]  # a tensor's channels: fixed, one group's, or concatenated parts
 
 
@@ -33,7 +35,8 @@ class ChannelGroup:
 
     producers: tuple[str, ...]  # layers whose filters/units these channels are
     size: int
-    kind: str  # "conv", "dense", "lstm" or "mixed"
+    kind: str  # "conv", "dense", "lstm", "gru", "rnn" or "mixed"
+    kernels: tuple[str, ...]  # the producers' ranking weights, "layer/attr"
     batchnorms: tuple[str, ...]  # BatchNorm layers applied to these channels
     relu_outputs: tuple[str, ...]  # layers whose outputs are these channels after a ReLU
 
@@ -62,6 +65,33 @@ def _functional_config(model: keras.Model) -> dict:
             "input_layers": [[layers[0]["name"], 0, 0]], "output_layers": [[previous, 0, 0]]}
 
 
+def _node_refs(node) -> list:
+    """The tensors one call reads: [[name, node, tensor, kwargs], ...]. A TF-op layer's call is one
+    ref whose kwargs may name more tensors (`x + y`: y is ["y_layer", 0, 0])."""
+    if not node:
+        return []
+    if isinstance(node, dict):  # newer config format: not produced by tf_keras 2.x
+        raise BadInput("the model's config uses an unsupported format for structured pruning")
+    if isinstance(node[0], str):
+        node = [node]
+    refs = []
+    for ref in node:
+        refs.append(ref)
+        if len(ref) > 3:
+            refs += _tensor_refs(ref[3])
+    return refs
+
+
+def _tensor_refs(value) -> list:
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _tensor_refs(v)]
+    if isinstance(value, (list, tuple)):
+        if len(value) == 3 and isinstance(value[0], str) and all(isinstance(v, int) for v in value[1:]):
+            return [list(value)]
+        return [r for v in value for r in _tensor_refs(v)]
+    return []
+
+
 class ChannelGraph:
     """The layer graph of a model, with each layer's handler and shapes.
 
@@ -75,27 +105,32 @@ class ChannelGraph:
         entries = {e["name"]: e for e in self.config["layers"]}
         self.inputs: dict[str, tuple[str, ...]] = {}
         self.handler: dict[str, LayerHandler] = {}
+        self.why_opaque: dict[str, str] = {}  # opaque layer -> why its channels stay
         self.layer: dict[str, object] = {}
         multi_output: set[str] = set()
         for name, entry in entries.items():
             nodes = entry.get("inbound_nodes") or []
             if len(nodes) > 1:
                 raise BadInput(f"layer {name} is called more than once: structured pruning needs each layer used once")
-            refs = nodes[0] if nodes else []
-            if isinstance(refs, dict):  # newer config format: not produced by tf_keras 2.x
-                raise BadInput(f"layer {name} has an unsupported config format for structured pruning")
+            refs = _node_refs(nodes[0] if nodes else [])
             for ref in refs:
                 if ref[1] != 0 or ref[2] != 0:
                     multi_output.add(ref[0])
             self.inputs[name] = tuple(ref[0] for ref in refs)
             if entry["class_name"] == "InputLayer":
                 self.handler[name] = INPUT
-            else:
-                self.layer[name] = model.get_layer(name)
-                self.handler[name] = handler_for(self.layer[name])
+                continue
+            self.layer[name] = model.get_layer(name)
+            self.handler[name], why = handler_and_reason(self.layer[name])
+            if why:
+                self.why_opaque[name] = why
+            elif self.handler[name].role == "passthrough" and len(self.inputs[name]) > 1:
+                self.handler[name] = _ELEMENTWISE_MERGE  # `x * y` of two tensors joins their channels
         for name in multi_output:  # e.g. LSTM(return_state=True): we only trace single outputs
             self.handler[name] = OPAQUE
+            self.why_opaque.setdefault(name, "it has several outputs or calls")
         self.order = self._topological(entries)
+        self._traced = None
         self.outputs = [ref[0] for ref in self.config["output_layers"]]
 
     def _topological(self, entries) -> list[str]:
@@ -126,7 +161,15 @@ class ChannelGraph:
 
     # -- which channels belong together ----------------------------------------------------
     def trace_groups(self):
-        """Union-find over producers: (find, parent map, frozen roots, batchnorms, relus by producer)."""
+        """Union-find over producers: (find, parent map, frozen roots -> why, batchnorms, relus by producer).
+
+        Traced once per graph: groups, notes, the smaller model and its masks all read it.
+        """
+        if self._traced is None:
+            self._traced = self._trace_groups()
+        return self._traced
+
+    def _trace_groups(self):
         parent: dict[str, str] = {}
 
         def find(x: str) -> str:
@@ -135,7 +178,13 @@ class ChannelGraph:
                 x = parent[x]
             return x
 
-        frozen: set[str] = set()
+        frozen: dict[str, str] = {}  # producer -> why its channels stay (the first reason found)
+        fixed: dict[str, str] = {}  # layer whose output channels are all fixed -> why
+
+        def freeze(vals, why: str) -> None:
+            for producer in _ids(vals):
+                frozen.setdefault(producer, why)
+
         batchnorms: dict[str, list[str]] = defaultdict(list)
         relus: dict[str, list[str]] = defaultdict(list)
         value: dict[str, Value] = {}
@@ -143,6 +192,7 @@ class ChannelGraph:
             role, vals = self.role(name), [value[i] for i in self.inputs[name]]
             if role == "input":
                 value[name] = None
+                fixed[name] = "the model input"
             elif role == "producer":
                 parent[name] = name
                 value[name] = name
@@ -150,23 +200,40 @@ class ChannelGraph:
                     relus[name].append(name)
             elif role in ("channelwise", "passthrough", "flatten"):
                 value[name] = vals[0]
+                if vals[0] is None:
+                    fixed[name] = fixed[self.inputs[name][0]]
                 if isinstance(vals[0], str):
                     if self.handler[name].batchnorm:
                         batchnorms[vals[0]].append(name)
                     if self._is_relu(name):
                         relus[vals[0]].append(name)
-            elif role == "merge" and all(isinstance(v, str) for v in vals):
+            elif role == "merge" and all(isinstance(v, str) for v in vals) and self._same_width(name):
                 for v in vals[1:]:
                     parent[find(v)] = find(vals[0])
                 value[name] = vals[0]
             elif role == "concat":
                 value[name] = tuple(vals)
-            else:  # opaque, or a merge with fixed/concatenated inputs: these channels stay
-                frozen.update(_ids(vals))
+            else:  # opaque, or a merge with fixed/concatenated/broadcast inputs: these channels stay
+                kind = type(self.layer[name]).__name__
+                why = self.why_opaque.get(name)
+                if why is None:  # a merge: its output is fixed for the same root reason as its fixed input
+                    others = [fixed[i] for i, v in zip(self.inputs[name], vals) if v is None]
+                    fixed[name] = others[0] if others else "concatenated channels"
+                    freeze(vals, f"a {kind} ({name}): it joins them with {fixed[name]}")
+                else:
+                    fixed[name] = f"the output of {kind} {name} ({why})"
+                    freeze(vals, f"a {kind} ({name}): {why}")
                 value[name] = None
         for name in self.outputs:  # the model's outputs keep their shape
-            frozen.update(_ids([value[name]]))
-        return find, parent, {find(x) for x in frozen}, batchnorms, relus
+            freeze([value[name]], "they are a model output")
+        roots: dict[str, str] = {}
+        for producer, why in frozen.items():
+            roots.setdefault(find(producer), why)
+        return find, parent, roots, batchnorms, relus
+
+    def _same_width(self, name: str) -> bool:
+        # a merge whose inputs broadcast on the channel axis (C with 1) does not pair channels
+        return len({int(self.shape(i)[-1]) for i in self.inputs[name]}) == 1
 
     def groups(self) -> list[ChannelGroup]:
         """The channel groups that can be removed, in network order (see `find_groups`)."""
@@ -180,16 +247,31 @@ class ChannelGraph:
             if root in frozen:
                 continue
             producers.sort(key=order.get)
-            kinds = {self.handler[p].kind for p in producers}
+            kinds = {self.kind(p) for p in producers}
             groups.append(ChannelGroup(
                 producers=tuple(producers),
                 size=int(self.shape(producers[0])[-1]),
                 kind=kinds.pop() if len(kinds) == 1 else "mixed",
+                kernels=tuple(f"{p}/{self.handler[p].kernel}" for p in producers),
                 batchnorms=tuple(sorted((b for p in producers for b in batchnorms[p]), key=order.get)),
                 relu_outputs=tuple(sorted((r for p in producers for r in relus[p]), key=order.get)),
             ))
         groups.sort(key=lambda g: order[g.producers[0]])
         return groups
+
+    def kind(self, producer: str) -> str:
+        """The group kind of one producer ("conv", "dense", ...)."""
+        return producer_kind(self.handler[producer], self.layer[producer])
+
+    def left_alone(self) -> list[tuple[tuple[str, ...], str]]:
+        """(producers, why) of every channel group that cannot be removed, in network order."""
+        find, parent, frozen, _, _ = self.trace_groups()
+        members: dict[str, list[str]] = defaultdict(list)
+        for producer in parent:
+            members[find(producer)].append(producer)
+        order = {name: i for i, name in enumerate(self.order)}
+        found = [(tuple(sorted(members[root], key=order.get)), why) for root, why in frozen.items()]
+        return sorted(found, key=lambda item: order[item[0][0]])
 
     # -- which channels survive --------------------------------------------------------------
     def trace_kept(self, keep: Mapping[str, Sequence[int]]) -> tuple[dict[str, Kept], dict[str, Kept]]:
@@ -242,7 +324,14 @@ class ChannelGraph:
             name = entry["name"]
             if self.role(name) == "producer" and kept_out[name] is not None:
                 entry["config"][self.handler[name].width] = int(len(kept_out[name]))
-        new = keras.Model.from_config(config)
+            if self.role(name) == "channelwise" and kept_in[name] is not None:
+                for field in self.handler[name].channel_fields:
+                    entry["config"][field] = int(len(kept_in[name]))
+        from ..model.baselines import (
+            library_objects,  # ConvNeXt's LayerScale & co. by class name
+        )
+
+        new = keras.Model.from_config(config, custom_objects=library_objects())
         for name in self.order:
             if self.role(name) == "input":
                 continue
@@ -251,6 +340,30 @@ class ChannelGraph:
             new.get_layer(name).set_weights(weights)
         return new
 
+    def zeroed_weights(self, keep: Mapping[str, Sequence[int]]) -> list[np.ndarray]:
+        """The model's weights with every removed channel's consumers reading it as zero: what
+        `prune(keep)` computes, in the original shapes (the exactness oracle of tests and benchmarks).
+
+        RNN producers also lose their removed units' recurrent rows, so those units reach no other.
+        """
+        kept_in, kept_out = self.trace_kept(keep)
+        weights = self.model.get_weights()
+        index = {id(v): i for i, v in enumerate(self.model.weights)}
+        for name, layer in self.layer.items():
+            handler = self.handler[name]
+            if handler.role != "producer" or (kept_in[name] is None and kept_out[name] is None):
+                continue
+            numbered = [np.arange(int(np.prod(v.shape))).reshape(tuple(v.shape)) for v in layer.weights]
+            sliced = handler.slice_inputs(layer, numbered, kept_in[name])
+            if handler.kind in ("lstm", "gru", "rnn") and kept_out[name] is not None:
+                sliced[1] = np.take(sliced[1], kept_out[name], axis=0)  # the recurrent rows
+            for variable, survivors in zip(layer.weights, sliced):
+                value = weights[index[id(variable)]]
+                kept = np.zeros(value.size, dtype=bool)
+                kept[survivors.reshape(-1)] = True
+                value.reshape(-1)[~kept] = 0.0
+        return weights
+
     def kept_masks(self, keep: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
         """Which weights of every prunable tensor survive `prune(keep)` (see `kept_masks`)."""
         kept_in, kept_out = self.trace_kept(keep)
@@ -258,7 +371,7 @@ class ChannelGraph:
         masks = {}
         for pw in find_prunable(self.model):
             mask = np.ones(pw.shape, dtype=bool)
-            if self.handler.get(pw.layer, OPAQUE).role == "producer":  # else nested, or untouched
+            if self.handler.get(pw.layer, OPAQUE).role in ("producer", "channelwise"):  # else nested, or untouched
                 layer = self.layer[pw.layer]
                 # number each weight's positions and slice the numbers as the weights are sliced:
                 # the numbers left are the positions that survive

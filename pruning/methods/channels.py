@@ -4,6 +4,7 @@ Not a method module: the filter, unit and activation criteria build their method
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import numpy as np
@@ -19,18 +20,21 @@ if TYPE_CHECKING:
 Scorer = Callable[[PruneRequest, Sequence["ChannelGroup"]], list[Union[np.ndarray, str]]]
 
 
-def unit_vectors(request: PruneRequest, producer: str) -> np.ndarray:
+def unit_vectors(request: PruneRequest, kernel_key: str) -> np.ndarray:
     """(units, weights per unit): each filter/unit's incoming weights as one row.
 
-    An LSTM unit owns its four gates' columns in both the kernel and the recurrent kernel.
+    `kernel_key` is the producer's ranking weight ("conv/kernel", "sep/pointwise_kernel"). An
+    RNN unit owns its gates' columns (LSTM 4, GRU 3, SimpleRNN 1) in both the kernel and the
+    recurrent kernel.
     """
-    kernel = request.weights[f"{producer}/kernel"]
-    recurrent = request.weights.get(f"{producer}/recurrent_kernel")
+    kernel = request.weights[kernel_key]
+    recurrent = request.weights.get(f"{kernel_key.rsplit('/', 1)[0]}/recurrent_kernel")
     if recurrent is None:
         return kernel.reshape(-1, kernel.shape[-1]).T
     units = recurrent.shape[0]
-    gates = [w.reshape(w.shape[0], 4, units) for w in (kernel, recurrent)]
-    return np.concatenate([g.transpose(2, 0, 1).reshape(units, -1) for g in gates], axis=1)
+    gates = recurrent.shape[1] // units
+    split = [w.reshape(w.shape[0], gates, units) for w in (kernel, recurrent)]
+    return np.concatenate([g.transpose(2, 0, 1).reshape(units, -1) for g in split], axis=1)
 
 
 def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneRequest], PruneResult]:
@@ -41,7 +45,7 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
         from ..core.surgery import ChannelGraph  # TensorFlow only when run
 
         graph = ChannelGraph(request.model)  # once: groups, the smaller model and its masks read it
-        selected = {key.split("/")[0] for key in request.weights}
+        selected = {key.rsplit("/", 1)[0] for key in request.weights}
         groups, notes = [], []
         for group in graph.groups():
             if group.kind not in kinds:
@@ -52,26 +56,54 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
             elif chosen:
                 notes.append(f"not pruned: {', '.join(chosen)} share channels through Add with "
                              f"{', '.join(p for p in group.producers if p not in selected)}; select them all")
+        left = left_alone_notes(graph, kinds, selected)
         if not groups:
+            why = f" ({'; '.join(left)})" if left else ""
             raise BadInput(f"{name} found nothing to remove: the model has no selected "
-                           f"{' / '.join(kinds)} layer whose outputs can shrink; pick another method")
+                           f"{' / '.join(kinds)} layer whose outputs can shrink{why}; pick another method")
         keep, removed, unranked = {}, [], []
         for group, scores in zip(groups, score(request, groups)):
             if isinstance(scores, str):
                 unranked.append(f"{', '.join(group.producers)}: {scores}")
                 continue
             # one target per group: the mean of its producers' targets (equal unless planned apart)
-            target = float(np.mean([request.sparsity[f"{p}/kernel"] for p in group.producers]))
+            target = float(np.mean([request.sparsity[k] for k in group.kernels]))
             k = keep_count(group.size, target)
             # stable order: among equal scores the earlier channel stays (reproducible)
             keep[group.producers[0]] = np.sort(np.argsort(-np.asarray(scores), kind="stable")[:k])
             if group.joined:
-                removed.append(f"{' + '.join(group.producers)} (joined by Add): {group.size} -> {k}")
+                removed.append(f"{' + '.join(group.producers)} (joined by Add or Multiply): {group.size} -> {k}")
         if not keep:
             raise BadInput(f"{name} could not rank any layer ({'; '.join(unranked)}): pick another method")
-        notes += [f"not pruned: {reason}" for reason in unranked]
+        notes += [f"not pruned: {reason}" for reason in unranked] + left
         if removed:
             notes.insert(0, "residual groups pruned together: " + "; ".join(removed))
         return PruneResult(model=graph.prune(keep), masks=graph.kept_masks(keep), notes=tuple(notes))
 
     return prune
+
+
+def left_alone_notes(graph, kinds: tuple[str, ...], selected: set[str], examples: int = 3) -> list[str]:
+    """One note per reason why selected layers of `kinds` keep all their channels, naming a few.
+
+    >>> class G:  # a stand-in graph: two convs stop at one LayerNormalization
+    ...     def kind(self, producer): return "conv"
+    ...     def left_alone(self): return [(("a",), "a LayerNorm (ln1): mixes"), (("b", "c"), "a LayerNorm (ln2): mixes")]
+    >>> left_alone_notes(G(), ("conv",), {"a", "b", "c"})
+    ['channels kept: 3 layers (a, b, c): their channels reach a LayerNorm: mixes']
+    """
+    by_reason: dict[str, list[str]] = {}
+    for producers, why in graph.left_alone():
+        chosen = [p for p in producers if p in selected and graph.kind(p) in kinds]
+        # one note per kind of blocker: "a Conv2D (conv_3x3): grouped ..." -> "a Conv2D: grouped ..."
+        general = re.sub(r" \([^()]*\)(: )", r"\1", why, count=1) if why.startswith("a ") else why
+        by_reason.setdefault(general, []).extend(chosen)
+    notes = []
+    for why, layers in by_reason.items():
+        if not layers:
+            continue
+        shown = ", ".join(layers[:examples]) + (f", ... {len(layers) - examples} more" if len(layers) > examples else "")
+        count = f"{len(layers)} layer{'s' if len(layers) > 1 else ''}"
+        what = why if why.startswith("they") else f"their channels reach {why}"
+        notes.append(f"channels kept: {count} ({shown}): {what}")
+    return notes

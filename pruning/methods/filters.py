@@ -20,7 +20,7 @@ MEANING = "sparsity = fraction of filters removed per layer (residual groups tog
 
 def _per_producer(request, groups, criterion) -> list[Union[np.ndarray, str]]:
     # a residual group's channels are scored by the sum over all the convs that write them
-    return [sum(criterion(unit_vectors(request, p)) for p in g.producers) for g in groups]
+    return [sum(criterion(unit_vectors(request, k)) for k in g.kernels) for g in groups]
 
 
 def l1_scores(request: PruneRequest, groups: Sequence[ChannelGroup]):

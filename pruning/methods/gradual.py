@@ -97,7 +97,7 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
         # one schedule per layer: tfmot prunes all of a layer's tensors (LSTM: both kernels) alike
         targets: dict[str, float] = {}
         for key, value in request.sparsity.items():
-            targets[key.split("/")[0]] = max(value, targets.get(key.split("/")[0], 0.0))
+            targets[key.rsplit("/", 1)[0]] = max(value, targets.get(key.rsplit("/", 1)[0], 0.0))
         nested = [layer.name for layer in request.model.layers if isinstance(layer, keras.Model)]
         if nested:
             raise BadInput(f"gradual cannot wrap layers inside nested models ({', '.join(nested)}): "

@@ -1,6 +1,6 @@
-"""Dense neuron and LSTM unit pruning by the L1 norm of each unit's weights.
+"""Dense neuron and RNN unit pruning (LSTM, GRU, SimpleRNN) by the L1 norm of each unit's weights.
 
-An LSTM unit goes with its four gates' columns, its recurrent row and the next layer's input.
+An RNN unit goes with its gates' columns, its recurrent row and the next layer's input.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def l1_unit_scores(request: PruneRequest, groups: Sequence[ChannelGroup]):
-    return [sum(np.abs(unit_vectors(request, p)).sum(axis=1) for p in g.producers) for g in groups]
+    return [sum(np.abs(unit_vectors(request, k)).sum(axis=1) for k in g.kernels) for g in groups]
 
 
 METHODS = (
@@ -36,6 +36,25 @@ METHODS = (
         granularity="structured",
         needs=("weights",),
         prune=ranked("lstm-units", ("lstm",), l1_unit_scores),
+        scopes=("layer",),
+    ),
+    Method(
+        name="gru-units",
+        description="Remove GRU hidden units (update, reset and candidate gates together, kernel, recurrent "
+                    "kernel and bias in either reset_after layout) with the smallest L1 norm; sparsity = "
+                    "fraction of units removed per layer.",
+        granularity="structured",
+        needs=("weights",),
+        prune=ranked("gru-units", ("gru",), l1_unit_scores),
+        scopes=("layer",),
+    ),
+    Method(
+        name="rnn-units",
+        description="Remove SimpleRNN hidden units (kernel column, recurrent row and column) with the smallest "
+                    "L1 norm; sparsity = fraction of units removed per layer.",
+        granularity="structured",
+        needs=("weights",),
+        prune=ranked("rnn-units", ("rnn",), l1_unit_scores),
         scopes=("layer",),
     ),
 )

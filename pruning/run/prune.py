@@ -135,6 +135,8 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
         if method.granularity == "structured":
             notes += (_speedup_note(baseline, metrics, spec, bench.env["device"]),)
         notes += (_compression_note(),)
+    if method.granularity == "structured":
+        notes = _shortfall_notes(method, request, sparsity) + notes
     timing["measure"] = time.perf_counter() - t0
     notes += _recalibration_notes(spec, method, recalibrated)
     return Pruned(
@@ -153,7 +155,7 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
         done = prune_once(bench, spec, on_progress=on_progress, on_evaluated=on_evaluated)
         targets: dict[str, float] = {}
         for key, value in done.request.sparsity.items():
-            layer = key.split("/")[0]
+            layer = key.rsplit("/", 1)[0]
             targets[layer] = max(value, targets.get(layer, 0.0))
         report = PruneReport(
             spec=spec, method=done.method.name, granularity=done.method.granularity,
@@ -187,6 +189,16 @@ def save_pruned(bench: "Workbench", done: Pruned, path: str | Path) -> Path:
 def use_mixed_precision(spec: PruneSpec) -> bool:
     """Mixed float16 fine-tuning only when asked for and a GPU can run it fast."""
     return spec.mixed_precision and spec.finetune_epochs > 0 and mixed_precision_supported()
+
+
+def _shortfall_notes(method: Method, request: PruneRequest, sparsity: float) -> tuple[str, ...]:
+    """A structured prune far short of its target says so first: channels that cannot go stay."""
+    target = float(np.mean(list(request.sparsity.values()))) if request.sparsity else 0.0
+    if target <= 0 or sparsity >= 0.5 * target:
+        return ()
+    return (f"{method.name} reached {sparsity:.1%} of the requested {target:.0%}: most selected layers' "
+            "channels cannot be removed (see the notes below on which layers keep them and why); "
+            "a mask method reaches the target on every layer.",)
 
 
 def _recalibration_notes(spec: PruneSpec, method: Method, recalibrated: int) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Every registered method: new masks or a new model, input untouched, target reached exactly.
 
 One tiny seeded model holds every kind of prunable layer (Conv with and without BatchNorm,
-LSTM, Dense after a Concatenate), so each method has something to prune.
+LSTM, GRU, SimpleRNN, Dense after a Concatenate), so each method has something to prune.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def build_model():
     x = L.ReLU(name="relu_b")(x)
     x = L.MaxPooling2D(2, name="pool")(x)
     x = L.Flatten(name="flatten")(x)
-    rows = L.LSTM(4, name="lstm")(L.Reshape((8, 8), name="rows")(inputs))
-    x = L.Concatenate(name="cat")([x, rows])
+    rows = L.Reshape((8, 8), name="rows")(inputs)
+    recurrent = [L.LSTM(4, name="lstm")(rows), L.GRU(4, name="gru")(rows), L.SimpleRNN(4, name="srnn")(rows)]
+    x = L.Concatenate(name="cat")([x, *recurrent])
     x = L.Dense(12, activation="relu", name="hidden")(x)
     outputs = L.Dense(4, activation="softmax", name="out")(x)
     model = keras.Model(inputs, outputs, name="contract")
@@ -66,9 +67,9 @@ def request_for(method, model, data, weights) -> PruneRequest:
                         model=model, data=data, finetune_epochs=1)
 
 
-# Channels left per producer layer for the structured methods: (4, 6, 4, 12) at 0.5 keep
-# (2, 3, 2, 6); a method leaves the groups it does not rank at their size.
-FULL = {"conv_a": 4, "conv_b": 6, "lstm": 4, "hidden": 12}
+# Channels left per producer layer for the structured methods: (4, 6, 4, 4, 4, 12) at 0.5 keep
+# (2, 3, 2, 2, 2, 6); a method leaves the groups it does not rank at their size.
+FULL = {"conv_a": 4, "conv_b": 6, "lstm": 4, "gru": 4, "srnn": 4, "hidden": 12}
 HALF = {name: keep_count(n, SPARSITY) for name, n in FULL.items()}
 STRUCTURED = {
     "filters-l1": {**FULL, "conv_a": HALF["conv_a"], "conv_b": HALF["conv_b"]},
@@ -77,6 +78,8 @@ STRUCTURED = {
     "bn-scale": {**FULL, "conv_b": HALF["conv_b"]},  # conv_a has no BatchNorm after it
     "neurons": {**FULL, "hidden": HALF["hidden"]},
     "lstm-units": {**FULL, "lstm": HALF["lstm"]},
+    "gru-units": {**FULL, "gru": HALF["gru"]},
+    "rnn-units": {**FULL, "srnn": HALF["srnn"]},
     "apoz": {**FULL, "conv_a": HALF["conv_a"], "conv_b": HALF["conv_b"], "hidden": HALF["hidden"]},
 }
 

@@ -109,3 +109,12 @@ def test_one_structured_prune_builds_the_graph_once(name, monkeypatch):
     # groups, the smaller model and its masks all come from one graph of the input model
     assert len(built) == 1 and built[0] is model
     assert result.model.count_params() < model.count_params()
+
+
+def test_a_structured_prune_far_short_of_its_target_says_so():
+    from pruning.run.prune import _shortfall_notes
+
+    request = PruneRequest(weights={}, sparsity={"a/kernel": 0.5, "b/kernel": 0.5}, scope="layer")
+    (note,) = _shortfall_notes(METHODS["filters-l1"], request, 0.0095)
+    assert note.startswith("filters-l1 reached 0.9% of the requested 50%: ")
+    assert _shortfall_notes(METHODS["filters-l1"], request, 0.3) == ()  # at least half way: no note

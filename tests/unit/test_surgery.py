@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from pruning._keras import keras
-from pruning.core.layer_handlers import LAYER_HANDLERS
+from pruning.core.layer_handlers import (
+    LAYER_HANDLERS,
+    LayerScale,
+    StochasticDepth,
+    TFOpLambda,
+)
 from pruning.core.masks import keep_count
 from pruning.core.prunable import find_prunable
 from pruning.core.surgery import find_groups, kept_masks, prune_channels
@@ -235,6 +240,45 @@ def into_lstm():
     return keras.Model(inputs, L.Dense(3, name="out")(x)), {"lstm": (0, [1, 3])}
 
 
+def into_rnn(rnn):
+    def make():
+        keras.utils.set_random_seed(10)
+        inputs = L.Input((5, 3))
+        x = rnn(3, name="rnn")(L.Dense(4, name="p")(inputs))
+        return keras.Model(inputs, L.Dense(3, name="out")(x)), {"rnn": (0, [1, 3])}
+    return make
+
+
+def into_separable(rank):
+    # p's removed channels are the separable conv's depthwise input channels (and pointwise rows)
+    def make():
+        keras.utils.set_random_seed(11)
+        inputs = L.Input(SHAPE[rank])
+        sep = {1: L.SeparableConv1D, 2: L.SeparableConv2D}[rank]
+        x = sep(3, 3, padding="same", depth_multiplier=2, name="sep")(CONV[rank](4, 1, name="p")(inputs))
+        return keras.Model(inputs, L.Dense(3, name="out")(POOL[rank](name="pool")(x))), {"sep": (rank, [1, 3])}
+    return make
+
+
+def tf_ops():
+    """`relu6(p * q + 3) / 6` of two convs: TF-op layers, tensor operands merging p with q."""
+    from pruning._keras import tf
+
+    keras.utils.set_random_seed(12)
+    inputs = L.Input(SHAPE[2])
+    x = L.Conv2D(4, 1, name="p")(inputs) * L.Conv2D(4, 1, name="q")(inputs)
+    x = tf.nn.relu6(x + 3.0) / 6.0
+    assert sum(isinstance(layer, TFOpLambda) for layer in keras.Model(inputs, x).layers) == 4
+    return keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x))), {"out": (0, [1, 3])}
+
+
+def layer_scaled():
+    model, zeroed = chain(lambda: LayerScale(0.5, 4, name="scale"))
+    scale = model.get_layer("scale")
+    scale.set_weights([np.linspace(0.5, 2.0, 4)])
+    return model, zeroed
+
+
 # layers whose output channel c comes from input channel c only: (type, rank, arguments)
 ONE_TO_ONE = [
     (L.Activation, 2, {"activation": "relu"}), (L.ReLU, 2, {}), (L.LeakyReLU, 2, {}), (L.ELU, 2, {}),
@@ -251,6 +295,13 @@ LAYER_CASES = {
     **{CONV[d]: (lambda d=d: chain(lambda: CONV[d](4, 3, name="p"), d)) for d in (1, 2, 3)},
     L.Dense: lambda: chain(lambda: L.Dense(4, name="p"), shape=(5,)),
     L.LSTM: into_lstm,
+    L.GRU: into_rnn(L.GRU),
+    L.SimpleRNN: into_rnn(L.SimpleRNN),
+    L.SeparableConv1D: into_separable(1),
+    L.SeparableConv2D: into_separable(2),
+    LayerScale: layer_scaled,
+    StochasticDepth: lambda: chain(lambda: StochasticDepth(0.5)),
+    TFOpLambda: tf_ops,
     L.Flatten: flattened,
     **{t: (lambda t=t: joined(t())) for t in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
     L.Concatenate: lambda: joined(L.Concatenate()),
@@ -275,9 +326,31 @@ def test_every_handler_table_entry_passes_channels_through(layer_type):
     lambda: L.LayerNormalization(),  # not in the table
     lambda: L.Activation("softmax"),  # in the table, but mixes channels
     lambda: L.DepthwiseConv2D(3, depth_multiplier=2),  # in the table, but changes the channel count
-], ids=["missing", "softmax", "depth_multiplier"])
+    lambda: L.Conv2D(4, 1, groups=2),  # grouped: we leave its channels as they are
+    lambda: L.Lambda(lambda t: t * 2),  # a function we do not trace
+], ids=["missing", "softmax", "depth_multiplier", "grouped", "lambda"])
 def test_layers_the_table_cannot_slice_keep_their_channels(make):
     model, _ = chain(make)
     assert all("p" not in g.producers for g in find_groups(model))
     with pytest.raises(ValueError, match="cannot be removed"):
         prune_channels(model, KEEP)
+
+
+def test_a_conv_with_one_channel_per_group_is_a_depthwise_conv():
+    # ConvNeXt writes its depthwise convolutions as Conv2D(groups=C): channels go through it
+    model, zeroed = chain(lambda: L.Conv2D(4, 3, padding="same", groups=4, name="dw"))
+    new = prune_channels(model, KEEP)
+    assert new.get_layer("dw").get_config()["groups"] == 2 and tuple(new.get_layer("dw").kernel.shape) == (3, 3, 1, 2)
+    x = np.random.default_rng(5).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(new(x).numpy(), zero_inputs(model, zeroed)(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_broadcast_merge_keeps_the_channels():
+    # squeeze-and-excite with one gate for all channels: (B, H, W, 4) * (B, 1, 1, 1) pairs no channels
+    keras.utils.set_random_seed(13)
+    inputs = L.Input(SHAPE[2])
+    x = L.Conv2D(4, 1, name="p")(inputs)
+    gate = L.Conv2D(1, 1, name="g")(L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x))
+    x = L.Multiply(name="excite")([x, gate])
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    assert [g.producers for g in find_groups(model)] == []
