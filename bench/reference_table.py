@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.mnist_npz import build_mnist_npz  # noqa: E402
 from pruning.methods import METHODS  # noqa: E402
 from pruning.paths import home  # noqa: E402
-from pruning.reports import to_markdown  # noqa: E402
 from pruning.run.engine import Engine  # noqa: E402
 from pruning.specs import REFERENCE_SPARSITIES, DataRef, ModelRef, SweepSpec  # noqa: E402
+from pruning.tables import to_markdown  # noqa: E402
 
 
 def progress(fraction: float, message: str) -> None:

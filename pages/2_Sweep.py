@@ -9,8 +9,8 @@ import streamlit as st
 
 from pruning.errors import BadInput
 from pruning.measure.tasks import get_task
-from pruning.reports import reference_table, to_markdown
 from pruning.specs import SweepSpec
+from pruning.tables import reference_table, to_markdown
 from ui import backend, charts, state
 from ui.sidebar import (
     load_baseline,

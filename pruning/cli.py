@@ -282,10 +282,10 @@ def _names(text: str) -> tuple[str, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .executors.base import make_executor
-    from .reports import to_markdown
     from .runs.resume import run_stored_sweep
     from .runs.store import open_store
     from .specs import DataRef, ModelRef, SweepSpec
+    from .tables import to_markdown
 
     spec = SweepSpec(
         model=ModelRef.parse(args.model), data=DataRef.parse(args.dataset), methods=_names(args.methods),

@@ -6,15 +6,12 @@ as JSON and cross a process boundary; no TensorFlow here.
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .errors import BadInput
-from .measure.tasks import TASKS, get_task
+from .measure.tasks import get_task
 from .plain import to_plain
 from .specs import (
     COMPRESSION,
@@ -22,14 +19,11 @@ from .specs import (
     DataRef,
     DeploySpec,
     ModelRef,
-    PointFn,
-    ProgressFn,
     PruneSpec,
     SensitivitySpec,
     SweepSpec,
 )
-
-Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+from .tables import reference_table
 
 # What a prune's "measure" phase adds after its "evaluate" phase: sizes and latency. The
 # evaluated view streams everything else first (the headline metric of any task included).
@@ -69,20 +63,6 @@ def task_fields(task: str) -> dict[str, Any]:
 # Every multi-class row has these columns, in this order (timings last).
 ROW_KEYS = row_keys("multiclass")
 
-# The reference table (the article's): (column title, row key, how to show it).
-TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("method", "method", str),
-    ("sparsity", "sparsity", lambda v: f"{v:.1%}"),
-    ("test accuracy", "accuracy", lambda v: f"{v:.2%}"),
-    ("accuracy loss", "accuracy_loss", lambda v: f"{v * 100:+.2f} pt"),
-    ("latency (ms)", "latency_ms", lambda v: f"{v:.2f}"),
-    ("speedup", "speedup", lambda v: f"{v:.2f}x"),
-    ("nonzero params (M)", "nonzero_params", lambda v: f"{v / 1e6:.4f}"),
-    ("gzip size (MB)", "gzip_bytes", lambda v: f"{v / 1e6:.3f}"),
-    ("FLOPs reduction", "flops_reduction", lambda v: f"{v:.1%}"),
-    ("robust accuracy", "robust_accuracy", lambda v: f"{v:.2%}"),
-    ("train accuracy", "train_accuracy", lambda v: f"{v:.2%}"),
-)
 
 
 @dataclass(frozen=True)
@@ -268,64 +248,6 @@ def report_from_rows(spec: SweepSpec, baseline: Mapping[str, float], rows: Itera
                        environment=dict(environment), task=task)
 
 
-def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion measured on `n` samples.
-
-    Unlike the normal approximation it stays inside [0, 1] and does not collapse to zero
-    width at 0 % or 100 %, which pruned models on small test sets often hit.
-
-    >>> low, high = wilson_interval(0.9, 100)
-    >>> round(low, 4), round(high, 4), round((high - low) / 2, 4)
-    (0.8256, 0.9448, 0.0596)
-    """
-    if n <= 0:
-        return float("nan"), float("nan")
-    denom = 1.0 + z * z / n
-    centre = (accuracy + z * z / (2 * n)) / denom
-    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / denom
-    return centre - half, centre + half
-
-
-def table_columns(task: str = "multiclass") -> tuple[tuple[str, str, Callable[[Any], str]], ...]:
-    """TABLE_COLUMNS, with the headline metric's columns for a task not measured in accuracy."""
-    row = get_task(task)
-    if row.metric == "accuracy":
-        return TABLE_COLUMNS
-    m, name = row.metric, row.label
-
-    def number(v: Any) -> str:
-        return f"{v:.4g}"
-
-    swap = {"accuracy": (f"test {name}", m, number), "accuracy_loss": (f"{name} change (+ worse)", "metric_change",
-                                                                        lambda v: f"{v:+.4g}"),
-            "robust_accuracy": (f"robust {name}", f"robust_{m}", number),
-            "train_accuracy": (f"train {name}", f"train_{m}", number)}
-    return tuple(swap.get(key, (title, key, fmt)) for title, key, fmt in TABLE_COLUMNS)
-
-
-def reference_table(rows: pd.DataFrame, task: str = "multiclass") -> pd.DataFrame:
-    """Rows (as from a SweepReport) shown like the reference table: strings, one column each."""
-    columns = table_columns(task)
-    return pd.DataFrame(
-        [{title: _show(fmt, row[key]) for title, key, fmt in columns} for _, row in rows.iterrows()],
-        columns=[title for title, _, _ in columns],
-    )
-
-
-def _show(fmt: Callable[[Any], str], value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return fmt(value)
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A DataFrame of strings as a GitHub Markdown table (no `tabulate` dependency)."""
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(table.columns))) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
-
-
 @dataclass(frozen=True)
 class SensitivityReport:
     """The headline test metric with one layer pruned at a time: layers (rows, network order) x rates.
@@ -367,85 +289,6 @@ class SensitivityReport:
         return {**task_fields(self.task), f"baseline_{metric}": self.baseline_accuracy, "n_test": self.n_test,
                 "rates": rates, "layers": layers, "timing_s": dict(self.timing_s), "spec": self.spec.to_dict()}
 
-
-
-# A sweep report assembled from rows that arrive one point at a time, in any order (Ray),
-# or in point order (one workbench): resumed rows replayed, a failing method skipped on.
-TIMED_STAGES = ("prune", "finetune", "evaluate", "measure")  # each row's `<stage>_s`, summed
-
-
-class SweepRows:
-    """The rows of one sweep so far; `report()` turns them into its SweepReport, with the rows
-    in the spec's point order as `run_sweep` gives them.
-
-    `on_point` gets every kept row as it arrives (resumed ones on `replay()`), and
-    `on_progress` the fraction of points done with the latest one named.
-    """
-
-    def __init__(self, spec: SweepSpec, resume: Iterable[Mapping[str, Any]] = (),
-                 on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None):
-        self.spec = spec
-        self.points = spec.points()
-        self.on_point, self.on_progress = on_point, on_progress
-        self.start = time.perf_counter()
-        self.resumed = {(str(r["method"]), float(r["target_sparsity"])): dict(r) for r in resume}
-        self.rows: dict[int, dict[str, Any]] = {}
-        self.failed: dict[str, tuple[int, str]] = {}  # method -> (its first failing point, why)
-
-    def todo(self) -> list[tuple[int, str, float]]:
-        """(index, method, rate) of every point still to compute: all but the resumed ones."""
-        return [(i, m, r) for i, (m, r) in enumerate(self.points) if (m, r) not in self.resumed]
-
-    def replay(self) -> None:
-        """Hand the resumed rows on as if they had just been computed, in point order."""
-        for i, point in enumerate(self.points):
-            if point in self.resumed:
-                self._keep(i, self.resumed[point])
-
-    def add(self, i: int, row: Mapping[str, Any]) -> None:
-        """Point `i` finished; dropped if its method already failed at an earlier point."""
-        if self._counts(i):
-            self._keep(i, dict(row))
-
-    def skip(self, i: int, why: str) -> None:
-        """Point `i` could not be computed (BadInput): its method is skipped from here on."""
-        name = self.points[i][0]
-        if self._counts(i):
-            self.failed[name] = (i, why)
-
-    def report(self, baseline: Mapping[str, float], n_test: int, environment: Mapping[str, str],
-               task: str = "multiclass") -> SweepReport:
-        """The SweepReport of every kept row; BadInput when every method was skipped."""
-        kept = [self.rows[i] for i in sorted(self.rows) if self._counts(i)]
-        if not kept and self.failed:
-            raise BadInput("; ".join(why for _, why in self.failed.values()))
-        frame = pd.DataFrame(kept, columns=list(row_keys(task)))
-        timing = {key: float(frame[f"{key}_s"].sum()) for key in TIMED_STAGES}
-        timing.update(total=time.perf_counter() - self.start, points=len(self.points),
-                      resumed=sum(1 for point in self.points if point in self.resumed))
-        return SweepReport(spec=self.spec, baseline=dict(baseline), rows=frame, timing_s=timing, n_test=n_test,
-                           environment=dict(environment),
-                           notes=tuple(f"{name} skipped: {why}" for name, (_, why) in self.failed.items()), task=task)
-
-    def _counts(self, i: int) -> bool:
-        """Whether point `i` is before its method's first failure (or the method never failed)."""
-        name = self.points[i][0]
-        return name not in self.failed or i < self.failed[name][0]
-
-    def _keep(self, i: int, row: dict[str, Any]) -> None:
-        self.rows[i] = row
-        if self.on_point:
-            self.on_point(dict(row))
-        if self.on_progress:
-            name, rate = self.points[i]
-            done, total = len(self.rows), len(self.points)
-            self.on_progress(done / total, f"{name} at {rate:.0%}: {task_of(row).show(row)} "
-                                           f"({done}/{total} points)")
-
-
-def task_of(row: Mapping[str, Any]):
-    """The task whose headline metric a row carries (rows arrive before the report names it)."""
-    return next((task for task in TASKS.values() if task.metric in row), TASKS["multiclass"])
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,7 @@ import pandas as pd
 
 from ..errors import BadInput
 from ..paths import home
-from ..reports import (
-    BaselineReport,
-    PruneReport,
-    SensitivityReport,
-    SweepReport,
-    SweepRows,
-)
+from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
     DeploySpec,
@@ -36,6 +30,7 @@ from ..specs import (
     SweepSpec,
     file_sha256,
 )
+from ..sweep_rows import SweepRows
 from .errors import Cancelled, WorkerDied, decode_error, encode_error
 from .jobs import Job, JobBook, label, prune_label, sensitivity_label, sweep_label
 from .operations import OPERATIONS, Operation, run_operation

@@ -286,7 +286,7 @@ def prepare_labels(head: Head, dataset):
 
 
 def bootstrap_interval(outputs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """The 95 % band of the MAE: a seeded bootstrap (proportions get Wilson's, reports.wilson_interval).
+    """The 95 % band of the MAE: a seeded bootstrap (proportions get Wilson's, tables.wilson_interval).
 
     The test samples' mean absolute errors are resampled BOOTSTRAP_DRAWS times (generator
     seeded with BOOTSTRAP_SEED); the band is the 2.5 and 97.5 percentiles of their mean.

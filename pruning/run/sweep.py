@@ -10,16 +10,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 from ..errors import BadInput
 from ..measure.tasks import get_task
 from ..methods import Method, get_method
-from ..reports import (
-    SweepReport,
-    SweepRows,
-    derive,
-    derived_keys,
-    metric_keys,
-    row_keys,
-    wilson_interval,
-)
+from ..reports import SweepReport, derive, derived_keys, metric_keys, row_keys
 from ..specs import PointFn, ProgressFn, SweepSpec
+from ..sweep_rows import SweepRows
+from ..tables import wilson_interval
 from .prune import prune_once, row_timing
 
 if TYPE_CHECKING:

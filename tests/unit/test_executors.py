@@ -26,8 +26,9 @@ from pruning.executors.operations import OPERATIONS, get_operation, run_operatio
 from pruning.executors.ray_actors import RAY_OPERATIONS, RayExecutor
 from pruning.executors.wire import dumps
 from pruning.executors.worker import WorkerExecutor
-from pruning.reports import ROW_KEYS, SweepRows
+from pruning.reports import ROW_KEYS
 from pruning.specs import DataRef, ModelRef, PruneSpec, SweepSpec
+from pruning.sweep_rows import SweepRows
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTOR_CLASSES = [InlineExecutor, WorkerExecutor, RayExecutor]

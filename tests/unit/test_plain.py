@@ -10,12 +10,13 @@ import pytest
 
 import pruning.plain as plain_module
 import pruning.specs as specs_module
+import pruning.tables as tables_module
 from pruning.errors import BadInput
 from pruning.plain import to_plain
 from pruning.specs import parse_sparsities
 
 
-@pytest.mark.parametrize("module", [plain_module, specs_module])
+@pytest.mark.parametrize("module", [plain_module, specs_module, tables_module])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

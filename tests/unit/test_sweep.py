@@ -11,10 +11,11 @@ import pruning.reports as reports_module
 from pruning.core.masks import keep_count
 from pruning.errors import BadInput
 from pruning.model.baselines import weights_checksum
-from pruning.reports import ROW_KEYS, reference_table, to_markdown, wilson_interval
+from pruning.reports import ROW_KEYS
 from pruning.run.engine import Engine
 from pruning.run.sweep import run_sweep
 from pruning.specs import METRIC_KEYS, DataRef, ModelRef, PruneSpec, SweepSpec
+from pruning.tables import reference_table, to_markdown, wilson_interval
 
 SIZES = {"conv": 36, "hidden": 1024, "out": 64}  # the tiny CNN's prunable kernels
 COMPARED = ("accuracy", "loss", "train_accuracy", "robust_accuracy", "params", "nonzero_params",
