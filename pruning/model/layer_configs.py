@@ -26,9 +26,17 @@ def _single_axis(config: dict) -> dict:
     return config
 
 
+def _ungrouped_depthwise(config: dict) -> dict:
+    """tf_keras' DepthwiseConv2D inherits Conv2D's `groups` (always 1 there); Keras 3's has none."""
+    if config.get("groups") == 1:
+        return {k: v for k, v in config.items() if k != "groups"}
+    return config
+
+
 # (target library, class) -> config rewrite where the two libraries spell an option differently.
 CONFIG_FIXES = {
     ("Keras 3", "BatchNormalization"): _single_axis,
+    ("Keras 3", "DepthwiseConv2D"): _ungrouped_depthwise,
 }
 
 OBJECT_KEYS = (("_initializer", "initializers"), ("_regularizer", "regularizers"), ("_constraint", "constraints"))
@@ -133,8 +141,9 @@ def translate_layer(layer: dict, lib: Any, name: str, target: str) -> Any:
     if not inspect.isclass(target_cls):
         raise BadInput(f"layer {where} of {name} is a {cls}, which {target} does not define: "
                        "export it as keras2 or use built-in layers")
-    config = _accepted(target_cls, _objects(layer.get("config", {}), lib, where, name, target), where, name, target)
-    config = CONFIG_FIXES.get((target, cls), lambda c: c)(config)
+    # the fix first: it removes what the target would otherwise refuse as unknown
+    config = CONFIG_FIXES.get((target, cls), lambda c: c)(_objects(layer.get("config", {}), lib, where, name, target))
+    config = _accepted(target_cls, config, where, name, target)
     try:
         return target_cls.from_config(config)
     except (TypeError, ValueError) as exc:

@@ -26,13 +26,15 @@ def k3():
 
 
 def build_cnn(k3):
-    """Conv -> BatchNorm -> ReLU, a squeeze-and-excite gate (Multiply), then a dense head."""
+    """Conv -> BatchNorm -> ReLU -> depthwise conv, a squeeze-and-excite gate (Multiply), then a
+    dense head (tf_keras writes DepthwiseConv2D with a `groups` that Keras 3's lacks)."""
     k3.utils.set_random_seed(0)
     L = k3.layers
     inputs = k3.Input(INPUT_SHAPE, name="image")
     x = L.Conv2D(8, 3, padding="same", name="conv")(inputs)
     x = L.BatchNormalization(name="bn")(x)
     x = L.ReLU(name="relu")(x)
+    x = L.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
     s = L.GlobalAveragePooling2D(name="squeeze")(x)
     s = L.Dense(8, activation="sigmoid", name="excite")(s)
     x = L.Multiply(name="gate")([x, L.Reshape((1, 1, 8), name="gate_shape")(s)])
@@ -69,7 +71,7 @@ def files(k3, tmp_path_factory) -> dict[str, Path]:
 def test_keras3_files_pass_the_check_with_their_version(files, k3):
     from pruning.model.safety import inspect_model_file, saved_by_keras3
 
-    assert inspect_model_file(files["cnn"]).layers == 11  # the InputLayer and 10 layers
+    assert inspect_model_file(files["cnn"]).layers == 12  # the InputLayer and 11 layers
     assert inspect_model_file(files["mlp"]).layers == 4
     assert inspect_model_file(files["cnn_h5"]).keras_version == k3.__version__
     assert all(saved_by_keras3(p) for p in files.values())
