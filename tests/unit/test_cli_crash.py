@@ -22,10 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RATES = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 POINTS = 20  # two methods x ten rates
 # measured again on every run, so they differ between any two runs; everything else must not
-TIMED = {"latency_ms", "latency_p90_ms", "base_latency_ms", "speedup", "prune_s", "finetune_s", "evaluate_s",
+TIMED = {"latency_ms", "latency_p10_ms", "latency_p90_ms", "base_latency_ms", "speedup", "prune_s", "finetune_s", "evaluate_s",
          "measure_s"}
-# the saved .keras file holds its save time, so its gzip size moves by a few bytes between runs
-SAVED = {"gzip_bytes", "size_reduction"}
 
 
 def stored_points(db: Path) -> int:
@@ -68,7 +66,7 @@ def cli_json(capsys, *argv: str):
 
 
 def comparable(row: dict) -> dict:
-    return {key: value for key, value in row.items() if key not in TIMED | SAVED}
+    return {key: value for key, value in row.items() if key not in TIMED}  # sizes are measured in memory: equal
 
 
 @pytest.mark.slow
@@ -108,6 +106,4 @@ def test_a_killed_cli_sweep_is_interrupted_and_the_same_command_resumes_it(tmp_p
     fresh = cli_json(capsys, *argv)  # the same sweep, never interrupted
     assert fresh["resumed_points"] == 0
     assert [comparable(r) for r in rows] == [comparable(r) for r in fresh["rows"]]
-    for got, want in zip(rows, fresh["rows"]):
-        assert abs(got["gzip_bytes"] - want["gzip_bytes"]) <= 16
     assert comparable(resumed["baseline"]) == comparable(fresh["baseline"])
