@@ -65,8 +65,23 @@ ROW_KEYS = row_keys("multiclass")
 
 
 
+class HeadlineMetric:
+    """What every report says of its task (`task` is a field of each): the headline metric's
+    key and its direction (DESIGN §5)."""
+
+    task: str
+
+    @property
+    def metric(self) -> str:
+        return get_task(self.task).metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_task(self.task).higher_is_better
+
+
 @dataclass(frozen=True)
-class BaselineReport:
+class BaselineReport(HeadlineMetric):
     """The dense model before any pruning: its metrics and its layers."""
 
     model: ModelRef
@@ -79,18 +94,11 @@ class BaselineReport:
     model_path: str
     task: str = "multiclass"  # pruning.measure.tasks.TASKS: its headline metric and direction
 
-    @property
-    def metric(self) -> str:
-        return get_task(self.task).metric
-
-    @property
-    def higher_is_better(self) -> bool:
-        return get_task(self.task).higher_is_better
     compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
 
 @dataclass(frozen=True)
-class PruneReport:
+class PruneReport(HeadlineMetric):
     """A pruned model measured against its baseline (DESIGN §3, §5, §8)."""
 
     spec: PruneSpec
@@ -108,14 +116,6 @@ class PruneReport:
     environment: dict[str, str]
     notes: tuple[str, ...] = ()
     task: str = "multiclass"
-
-    @property
-    def metric(self) -> str:
-        return get_task(self.task).metric
-
-    @property
-    def higher_is_better(self) -> bool:
-        return get_task(self.task).higher_is_better
     compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
     def evaluated(self) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def derive(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str
 
 
 @dataclass(frozen=True)
-class SweepReport:
+class SweepReport(HeadlineMetric):
     """The dense baseline and one row per (method, rate); `rows` has the columns of ROW_KEYS."""
 
     spec: SweepSpec
@@ -205,14 +205,6 @@ class SweepReport:
     environment: dict[str, str]
     notes: tuple[str, ...] = ()  # e.g. a method skipped because it cannot prune this model
     task: str = "multiclass"
-
-    @property
-    def metric(self) -> str:
-        return get_task(self.task).metric
-
-    @property
-    def higher_is_better(self) -> bool:
-        return get_task(self.task).higher_is_better
     compression: str = COMPRESSION  # how `gzip_bytes` was measured
 
     def table(self) -> pd.DataFrame:
@@ -249,7 +241,7 @@ def report_from_rows(spec: SweepSpec, baseline: Mapping[str, float], rows: Itera
 
 
 @dataclass(frozen=True)
-class SensitivityReport:
+class SensitivityReport(HeadlineMetric):
     """The headline test metric with one layer pruned at a time: layers (rows, network order) x rates.
 
     For classifiers the metric is accuracy; the field names say accuracy for every task
@@ -266,13 +258,6 @@ class SensitivityReport:
     timing_s: dict[str, float]  # prune, evaluate, total, evaluations (count)
     task: str = "multiclass"
 
-    @property
-    def metric(self) -> str:
-        return get_task(self.task).metric
-
-    @property
-    def higher_is_better(self) -> bool:
-        return get_task(self.task).higher_is_better
 
     def layer_params(self) -> dict[str, int]:
         return {layer: int(sum(sizes)) for layer, sizes in self.layer_sizes.items()}
