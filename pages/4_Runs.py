@@ -8,9 +8,10 @@ import streamlit as st
 
 from pruning.errors import BadInput
 from ui import backend, cards, charts, state
-from ui.sidebar import persistent, progress_to, show_error
+from ui.sidebar import page_nav, persistent, progress_to, show_error
 
 st.set_page_config(page_title="PruneScope · Runs", page_icon="🗂️", layout="wide")
+page_nav()
 st.sidebar.caption(f"Device: {backend.device()}")
 st.title("Runs")
 st.caption("Every prune, sweep and sensitivity run, from the app and the CLI, kept across restarts.")

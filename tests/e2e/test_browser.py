@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+PAGE_NAMES = ("Home", "Prune", "Sweep", "Sensitivity", "Runs")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,4 +175,7 @@ def test_new_user_path(page, app_url, shots):
     caption = page.get_by_text(re.compile(r"^\d+ of \d+ runs\.$")).inner_text()
     shown, total = (int(n) for n in re.findall(r"\d+", caption))
     assert shown == total >= 4  # the default and 90% prunes at least, the sweep, the scan
+    # every page lists every page: none is a dead end
+    links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]').all_inner_texts()
+    assert [t.strip()[-len(name):] for t, name in zip(links, PAGE_NAMES)] == list(PAGE_NAMES)
     page.screenshot(path=str(shots / "runs.png"), full_page=True)
