@@ -350,10 +350,30 @@ class WorkerExecutor:
 
 
 # -- inside the worker process ---------------------------------------------------------------------
+PARENT_POLL_S = 0.5  # how often a worker checks that the process it serves is still alive
+
+
+def watch_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> threading.Thread:
+    """A daemon thread that ends this process once `parent_pid` is gone (we were reparented).
+
+    A closed pipe stops an idle worker; one busy with a sweep would run on for minutes after
+    a kill -9 of the server, holding the CPU and the GPU, so it also watches its parent.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            threading.Event().wait(poll_s)
+        os._exit(0)  # nobody is left to read the result: no cleanup worth waiting for
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def serve(conn, capacity: int = 2) -> None:
     """The worker's main loop: one JSON request in, progress/point messages and one result out."""
     # The parent may be interrupted with Ctrl-C; the worker stops when its pipe closes instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(os.getppid())
     from ..run.engine import Engine  # TensorFlow is imported here, in the worker only
 
     engine = Engine(capacity)

@@ -25,6 +25,8 @@ from pruning.executors.inline import InlineExecutor
 from pruning.executors.wire import dumps, from_wire, reports_equal, to_wire
 from pruning.executors.worker import WorkerExecutor
 from pruning.runs.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
 from pruning.specs import PruneSpec, SensitivitySpec, SweepSpec, file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,3 +318,32 @@ def test_a_deploy_in_the_worker_reports_progress_and_can_be_cancelled(worker, ti
     assert worker.cancel() is True
     thread.join(60)
     assert isinstance(outcome["value"], Cancelled) and worker.pending() == []
+
+def test_a_worker_ends_soon_after_its_server_is_killed(tmp_path):
+    # a busy worker does not read its pipe, so it would not see its server die until its job
+    # ends (minutes for a big model): serve() runs watch_parent. Here a "server" process starts
+    # a child that watches it the same way and then sleeps; the server gets kill -9.
+    child = ("import os, time; from pruning.executors.worker import watch_parent; "
+             "watch_parent(os.getppid(), poll_s=0.05); print(os.getpid(), flush=True); time.sleep(60)")
+    server_script = ("import subprocess, sys; "
+                     f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); p.wait()")
+    server = subprocess.Popen([sys.executable, "-c", server_script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid = int(server.stdout.readline())
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        start = time.monotonic()
+        while time.monotonic() - start < 10:
+            stat = Path(f"/proc/{child_pid}/stat")
+            if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break  # exited (a zombie waits for init to reap it)
+            time.sleep(0.02)
+        gone_in = time.monotonic() - start
+        assert gone_in < 3, f"the child {child_pid} still ran {gone_in:.1f} s after its server died"
+    finally:
+        server.kill()
+        server.stdout.close()
+        try:
+            os.kill(child_pid, signal.SIGKILL)
+        except (ProcessLookupError, NameError, UnboundLocalError):
+            pass
