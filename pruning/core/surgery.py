@@ -13,6 +13,7 @@ import numpy as np
 
 from .._keras import keras
 from ..errors import BadInput
+from .graph_config import functional_config, node_refs
 from .layer_handlers import (
     INPUT,
     OPAQUE,
@@ -45,53 +46,6 @@ class ChannelGroup:
         return len(self.producers) > 1
 
 
-def _functional_config(model: keras.Model) -> dict:
-    """The model's config as a functional graph (a Sequential becomes a chain)."""
-    config = copy.deepcopy(model.get_config())
-    if "input_layers" in config:
-        return config
-    if not isinstance(model, keras.Sequential):
-        raise BadInput(f"{model.name} is a subclassed model: structured pruning needs a Sequential or functional model")
-    layers = config["layers"]
-    if not layers or layers[0]["class_name"] != "InputLayer":
-        layers.insert(0, {"class_name": "InputLayer", "config": {
-            "batch_input_shape": tuple(model.input_shape), "dtype": "float32", "name": f"{model.name}_input"}})
-    previous = None
-    for entry in layers:
-        entry["name"] = entry["config"]["name"]
-        entry["inbound_nodes"] = [[[previous, 0, 0, {}]]] if previous else []
-        previous = entry["name"]
-    return {"name": config["name"], "layers": layers,
-            "input_layers": [[layers[0]["name"], 0, 0]], "output_layers": [[previous, 0, 0]]}
-
-
-def _node_refs(node) -> list:
-    """The tensors one call reads: [[name, node, tensor, kwargs], ...]. A TF-op layer's call is one
-    ref whose kwargs may name more tensors (`x + y`: y is ["y_layer", 0, 0])."""
-    if not node:
-        return []
-    if isinstance(node, dict):  # newer config format: not produced by tf_keras 2.x
-        raise BadInput("the model's config uses an unsupported format for structured pruning")
-    if isinstance(node[0], str):
-        node = [node]
-    refs = []
-    for ref in node:
-        refs.append(ref)
-        if len(ref) > 3:
-            refs += _tensor_refs(ref[3])
-    return refs
-
-
-def _tensor_refs(value) -> list:
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in _tensor_refs(v)]
-    if isinstance(value, (list, tuple)):
-        if len(value) == 3 and isinstance(value[0], str) and all(isinstance(v, int) for v in value[1:]):
-            return [list(value)]
-        return [r for v in value for r in _tensor_refs(v)]
-    return []
-
-
 class ChannelGraph:
     """The layer graph of a model, with each layer's handler and shapes.
 
@@ -101,7 +55,7 @@ class ChannelGraph:
 
     def __init__(self, model: keras.Model):
         self.model = model
-        self.config = _functional_config(model)
+        self.config = functional_config(model)
         entries = {e["name"]: e for e in self.config["layers"]}
         self.inputs: dict[str, tuple[str, ...]] = {}
         self.handler: dict[str, LayerHandler] = {}
@@ -112,7 +66,7 @@ class ChannelGraph:
             nodes = entry.get("inbound_nodes") or []
             if len(nodes) > 1:
                 raise BadInput(f"layer {name} is called more than once: structured pruning needs each layer used once")
-            refs = _node_refs(nodes[0] if nodes else [])
+            refs = node_refs(nodes[0] if nodes else [])
             for ref in refs:
                 if ref[1] != 0 or ref[2] != 0:
                     multi_output.add(ref[0])
