@@ -246,6 +246,16 @@ def parse_sparsities(text: str, percent: bool = False, flag: str = "--rates") ->
     return tuple(values)
 
 
+def validate_grid(sparsities: Any, what: str, example: str) -> None:
+    """A grid of target sparsities: a non-empty tuple, each in [0, 1), none listed twice."""
+    if not isinstance(sparsities, tuple) or not sparsities:
+        raise BadInput(f"{what} needs at least one sparsity: give e.g. --rates {example}")
+    for rate in sparsities:
+        validate_sparsity(rate)
+    if len(set(sparsities)) != len(sparsities):
+        raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
+
+
 def validate_layer_sparsity(plan: Any) -> None:
     """A per-layer plan is a non-empty tuple of (name, sparsity) pairs, names unique, each in [0, 1)."""
     if not isinstance(plan, tuple) or not plan:
@@ -283,12 +293,7 @@ class SweepSpec(SpecCodec):
             raise BadInput("a sweep needs at least one method: give e.g. --methods magnitude,random")
         if len(set(self.methods)) != len(self.methods):
             raise BadInput(f"methods {', '.join(self.methods)} name a method twice: list each once")
-        if not isinstance(self.sparsities, tuple) or not self.sparsities:
-            raise BadInput("a sweep needs at least one sparsity: give e.g. --rates 0,0.5,0.9")
-        for rate in self.sparsities:
-            validate_sparsity(rate)
-        if len(set(self.sparsities)) != len(self.sparsities):
-            raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
+        validate_grid(self.sparsities, "a sweep", "0,0.5,0.9")
         if self.scope not in SCOPES:
             raise BadInput(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
         if self.layers is not None and len(self.layers) == 0:
@@ -328,12 +333,7 @@ class SensitivitySpec(SpecCodec):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.sparsities, tuple) or not self.sparsities:
-            raise BadInput("a sensitivity scan needs at least one sparsity: give e.g. --rates 0.5,0.9")
-        for rate in self.sparsities:
-            validate_sparsity(rate)
-        if len(set(self.sparsities)) != len(self.sparsities):
-            raise BadInput("the sparsity grid lists a value twice: list each sparsity once")
+        validate_grid(self.sparsities, "a sensitivity scan", "0.5,0.9")
         if self.layers is not None and len(self.layers) == 0:
             raise BadInput("no layer selected for the scan: select at least one prunable layer")
 
