@@ -89,10 +89,6 @@ def shown(task: Task, value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
-def _title(task: Task) -> str:
-    return task.label if task.label.isupper() else task.label.capitalize()
-
-
 def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> None:
     row = get_task(task)
     m = row.metric

@@ -189,9 +189,3 @@ def controls_area(presenting: bool):
 def chart_height(presenting: bool) -> Optional[int]:
     """A chart's height in presentation mode (None: plotly's own)."""
     return PRESENTATION_CHART_HEIGHT if presenting else None
-
-
-def show_chart(fig, key: str, presenting: bool) -> None:
-    if presenting and fig.layout.height is None:  # pages with uncached figures
-        fig.update_layout(height=PRESENTATION_CHART_HEIGHT)
-    st.plotly_chart(fig, key=key)

@@ -268,11 +268,6 @@ def _depthwise_as_grouped(layer, config: dict) -> bool:
     return groups > 1 and groups == config["filters"] == int(layer.input_shape[-1])
 
 
-def handler_for(layer) -> LayerHandler:
-    """The handler of `layer`'s exact type when its config fits it, else `OPAQUE`."""
-    return handler_and_reason(layer)[0]
-
-
 def handler_and_reason(layer) -> tuple[LayerHandler, str]:
     """(`layer`'s handler, "") or (`OPAQUE`, why its channels cannot be traced through it)."""
     handler = LAYER_HANDLERS.get(type(layer))

@@ -6,7 +6,6 @@ measured on the weights in memory (no file written), latency to a time budget.
 """
 from __future__ import annotations
 
-import gzip
 import os
 import tempfile
 import threading
@@ -174,12 +173,6 @@ def save_model(model: keras.Model, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def file_sizes(path: str | Path) -> tuple[int, int]:
-    """Bytes of a written file, and of the same bytes after gzip -9 (what an export reports)."""
-    data = Path(path).read_bytes()
-    return len(data), len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
 def _conv_macs(layer) -> int:

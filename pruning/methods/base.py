@@ -56,6 +56,11 @@ class Method:
     scopes: tuple[str, ...] = ("layer", "global")
 
     @property
+    def structured(self) -> bool:
+        """It removes whole filters/units and returns a new, physically smaller model."""
+        return self.granularity == "structured"
+
+    @property
     def trains(self) -> bool:
         """It runs the fine-tune epochs itself (gradual): nobody else may fine-tune after it."""
         return "training" in self.needs
@@ -64,7 +69,7 @@ class Method:
     def masks_only(self) -> bool:
         """It returns masks of the base weights and trains nothing, so one working model can be
         masked in place: sweeps, sensitivity scans and the lean prune path rely on that."""
-        return self.granularity != "structured" and not self.trains
+        return not self.structured and not self.trains
 
     @property
     def reads_model(self) -> bool:

@@ -95,12 +95,12 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
             bench.finetune(result.masks, spec.finetune_epochs, spec.seed, on_progress, mixed=mixed)
         else:
             # keep the zeros a mask method left; a shrunk model has none to keep
-            keep = {} if method.granularity == "structured" else {
+            keep = {} if method.structured else {
                 pw.index: new.weights[pw.index].numpy() != 0 for pw in find_prunable(new)}
             train_masked(new, keep, bench.dataset, spec.finetune_epochs, spec.seed, on_progress, mixed=mixed)
         finetune_s = time.perf_counter() - t0
     recalibrated = 0
-    if method.granularity == "structured" or spec.recalibrate_bn:
+    if method.structured or spec.recalibrate_bn:
         # removed channels or zeroed weights shift every later layer's input statistics;
         # re-estimating BatchNorm's moving statistics on training data (adaptive BN, Li et
         # al. 2020) recovers most of the one-shot loss without any gradient step
@@ -123,7 +123,7 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
     t0 = time.perf_counter()
     if measure:
         metrics.update(bench.sizes(own, model=new))
-        if method.granularity == "structured" or spec.retime_latency:
+        if method.structured or spec.retime_latency:
             mine, dense = bench.latency_against_dense(spec, forward)
         else:
             mine = dense = bench.dense_latency(spec)
@@ -132,10 +132,10 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
         # the dense latency timed in this same run (or the cached dense timing) replaces the one
         # from baseline time
         baseline = dict(baseline, **dense.metrics())
-        if method.granularity == "structured":
+        if method.structured:
             notes += (_speedup_note(baseline, metrics, spec, bench.env["device"]),)
         notes += (_compression_note(),)
-    if method.granularity == "structured":
+    if method.structured:
         notes = _shortfall_notes(method, request, sparsity) + notes
     timing["measure"] = time.perf_counter() - t0
     notes += _recalibration_notes(spec, method, recalibrated)
@@ -202,7 +202,7 @@ def _shortfall_notes(method: Method, request: PruneRequest, sparsity: float) -> 
 
 
 def _recalibration_notes(spec: PruneSpec, method: Method, recalibrated: int) -> tuple[str, ...]:
-    if method.granularity == "structured":
+    if method.structured:
         if not recalibrated:
             return ()
         return (f"BatchNorm statistics re-estimated on {recalibrated:,} training samples after "
@@ -254,7 +254,7 @@ def _compression_note() -> str:
 
 
 def _mask_notes(method: Method) -> tuple[str, ...]:
-    if method.granularity == "structured":
+    if method.structured:
         return ()
     return (
         "Masks set weights to zero but keep every kernel dense, so TensorFlow still multiplies "

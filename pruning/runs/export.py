@@ -122,24 +122,6 @@ def export_tflite(run: Run, out: str | Path, store: Optional[RunStore] = None) -
     return result
 
 
-def stored_tflite(store: RunStore, run_id: int) -> dict[str, Any]:
-    """A run's TFLite file beside its model: converted and checked once, then reused.
-
-    Returns:
-        TFLiteExport.to_dict() plus `path`; `path` is None when the conversion fell below
-        AGREEMENT_MIN (the figures are kept in the run's details to show, the file is not offered).
-    """
-    run = store.get(run_id)
-    stored = run.details.get("tflite")
-    out = Path(run.artifact_path or "").with_name("model.tflite")
-    if stored and stored.get("ok") and out.is_file():
-        return dict(stored, path=str(out))
-    try:
-        return dict(export_tflite(run, out, store).to_dict(), path=str(out))
-    except ExportError:
-        return dict(store.get(run_id).details["tflite"], path=None)
-
-
 # -- recipe ---------------------------------------------------------------------------------
 def make_recipe(run: Run) -> dict[str, Any]:
     spec = run.prune_spec()  # validates: only prune runs have a recipe

@@ -319,6 +319,7 @@ def test_a_deploy_in_the_worker_reports_progress_and_can_be_cancelled(worker, ti
     thread.join(60)
     assert isinstance(outcome["value"], Cancelled) and worker.pending() == []
 
+
 def test_a_worker_ends_soon_after_its_server_is_killed(tmp_path):
     # a busy worker does not read its pipe, so it would not see its server die until its job
     # ends (minutes for a big model): serve() runs watch_parent. Here a "server" process starts
