@@ -1,23 +1,22 @@
 """The Ray executor: sweep points and sensitivity layers fan out to actors on a Ray cluster (DESIGN §3).
 
-Each actor keeps its models loaded (an Engine), results cross as plain JSON-ready data, and
-points reach `on_point` in the calling thread as they finish. `ray` is imported only here.
+Each actor (executors/ray_slot.py) keeps its models loaded, results cross as plain JSON-ready
+data, and points reach `on_point` in the calling thread as they finish. `ray` is imported only
+here and in ray_slot.py. A point whose actor dies (its node lost) is sent again to a live actor;
+a cancelled job's running points end with the actors running them.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 
-from ..errors import BadInput
-from ..paths import home
 from ..reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from ..specs import (
     DataRef,
@@ -28,119 +27,24 @@ from ..specs import (
     PruneSpec,
     SensitivitySpec,
     SweepSpec,
-    file_sha256,
 )
 from ..sweep_rows import SweepRows
-from .errors import Cancelled, WorkerDied, decode_error, encode_error
+from .errors import Cancelled, WorkerDied, decode_error
 from .jobs import Job, JobBook, label, prune_label, sensitivity_label, sweep_label
-from .operations import OPERATIONS, Operation, run_operation
-from .wire import dumps, from_wire
+from .ray_slot import RAY_OPERATIONS, Slot
+from .wire import from_wire
+
+__all__ = ["RAY_OPERATIONS", "RayExecutor"]
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.2  # how often a waiting caller checks for cancellation
-MAX_RESTARTS = 3  # an actor whose process dies is restarted this often ...
-MAX_TASK_RETRIES = 3  # ... and the call it was running is retried on the restarted actor
+MAX_RESTARTS = 3  # Ray restarts an actor whose process dies this often (its node still up) ...
+MAX_POINT_TRIES = 3  # ... and we send a point whose actor died to any live actor, up to this often
+PROBE_S = 1.0  # how often an actor that failed a call is asked whether it is back
+RECOVER_S = 60.0  # with points left and no actor answering for this long, the job fails
+CANCEL_GRACE_S = 0.5  # a cancelled call not ended after this is running: its actor is killed
 # Passed to every Ray worker so it finds this checkout, our home and the Keras 2 switch.
 ENV_KEYS = ("PRUNESCOPE_HOME", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")
-
-
-# -- inside a Ray actor ----------------------------------------------------------------------------
-# Ray's own operations: a sweep or a scan is split into calls, one per point or per layer.
-def _sweep_setup(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
-    from ..run.sweep import check_methods
-
-    spec = SweepSpec.from_dict(args["spec"])
-    methods = check_methods(spec)
-    bench = engine.workbench(spec.model, spec.data, 0)
-    bench.select(spec.layers)  # unknown layers fail here, before any point is sent
-    baseline = bench.baseline_metrics(spec.point(next(iter(methods)), 0.0))
-    return {"baseline": baseline, "n_test": int(len(bench.dataset.y_test)), "environment": bench.env,
-            "task": bench.task.name}
-
-
-def _sweep_point(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
-    try:
-        report = engine.sweep(SweepSpec.from_dict(args["spec"]))
-    except BadInput as exc:  # the method cannot prune this model: run_sweep would skip it
-        return {"skipped": str(exc)}
-    return {"row": report.rows.to_dict(orient="records")[0]}
-
-
-def _sensitivity_setup(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> list[str]:
-    from ..run.sensitivity import check_method
-
-    spec = SensitivitySpec.from_dict(args["spec"])
-    check_method(spec.method)
-    bench = engine.workbench(spec.model, spec.data, 0)
-    return list(dict.fromkeys(pw.layer for pw in bench.select(spec.layers)))  # network order
-
-
-# The worker's operations (describe, baseline, prune, and a one-layer "sensitivity" scan per
-# call) plus Ray's own.
-RAY_OPERATIONS: Mapping[str, Operation] = MappingProxyType({
-    **OPERATIONS,
-    "sweep_setup": _sweep_setup,
-    "sweep_point": _sweep_point,
-    "sensitivity_setup": _sensitivity_setup,
-})
-
-
-class Slot:
-    """One actor per CPU or GPU slot: an Engine whose models stay loaded between calls.
-
-    Every call returns {"value": ...} or {"error": type name, "message", "traceback"}: plain
-    data, so an expected error (BadInput) is never confused with the actor dying.
-    """
-
-    def __init__(self, capacity: int = 2):
-        self.capacity = capacity
-        self.engine = None  # TensorFlow is imported on the first call, not at actor start
-        self.files: dict[str, str] = {}  # sha256 -> local path of a shipped model/dataset
-
-    def call(self, op: str, args: Mapping[str, Any], model_blob: Optional[bytes] = None,
-             data_blob: Optional[bytes] = None) -> dict[str, Any]:
-        try:
-            if self.engine is None:
-                from ..run.engine import Engine
-
-                self.engine = Engine(self.capacity)
-            args = self._localize(dict(args), model_blob, data_blob)
-            # a JSON round trip: numpy scalars become Python numbers, as over the worker's pipe
-            value = run_operation(RAY_OPERATIONS, self.engine, op, args)
-            return {"value": json.loads(dumps({"v": value}))["v"]}
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as data
-            return encode_error(exc)
-
-    def _localize(self, args: dict[str, Any], model_blob: Optional[bytes], data_blob: Optional[bytes]) -> dict:
-        """Point file references at a copy on this node when the caller's path is not here."""
-        spec = args.get("spec")
-        for key, blob in (("model", model_blob), ("data", data_blob)):
-            raw = spec[key] if spec is not None else args.get(key)
-            if blob is None or raw is None or raw.get("path") is None:
-                continue
-            raw = dict(raw, path=self._local_path(raw["path"], raw["sha256"], blob))
-            if spec is not None:
-                spec = dict(spec, **{key: raw})
-            else:
-                args[key] = raw
-        if spec is not None:
-            args["spec"] = spec
-        return args
-
-    def _local_path(self, path: str, sha256: str, blob: bytes) -> str:
-        if sha256 not in self.files:
-            if Path(path).is_file() and file_sha256(Path(path)) == sha256:
-                self.files[sha256] = path  # same node as the caller (or a shared file system)
-            else:
-                # content-addressed: every actor on a node writes the same bytes to one name
-                local = home() / "ray-inputs" / f"{sha256}{Path(path).suffix}"
-                if not local.is_file():
-                    local.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = local.with_suffix(f".{os.getpid()}.part")
-                    tmp.write_bytes(blob)
-                    tmp.replace(local)
-                self.files[sha256] = str(local)
-        return self.files[sha256]
 
 
 # -- in the calling process ------------------------------------------------------------------------
@@ -150,6 +54,12 @@ class RayExecutor:
     Sweep points and per-layer sensitivity rows are calls on a pool of actors, one per GPU
     (or per CPU when the cluster has no GPU), each handed its next call as soon as it is
     free. Safe to share across threads: an actor runs one call at a time.
+
+    Losing a node: its actors' calls fail, their points go to the live actors (a point at most
+    `MAX_POINT_TRIES` times), and an actor is handed work again only once it answers `about()`
+    (Ray restarts it where a CPU is free). Cancelling: queued calls are cancelled, and the
+    actors still running one of the job's calls after `CANCEL_GRACE_S` are killed and replaced
+    (Ray cannot interrupt a running call of a threaded actor).
     """
 
     name = "ray"
@@ -164,9 +74,13 @@ class RayExecutor:
         self.ship_files = ship_files  # None: ship model/data bytes only to a multi-node cluster
         self.log_to_driver = log_to_driver
         self.capacity = capacity
-        self.started_ray = False
+        self.started_ray = False  # a local instance started here
+        self.connected = False  # ray.init was called here (to start or to join)
+        self.retried = 0  # points sent again after the actor running them died
         self._lock = threading.RLock()
         self._actors: list = []
+        self._slot_class: Any = None
+        self._proven: dict[int, Any] = {}  # id(handle) -> handle of actors known to answer now
         self._blobs: dict[str, Any] = {}  # sha256 -> ObjectRef of the file's bytes (put once)
         self.jobs = JobBook()  # calls running now, in the order they began
         self._device: Optional[dict[str, Any]] = None
@@ -188,6 +102,7 @@ class RayExecutor:
                     ray.init(num_cpus=self.num_cpus, include_dashboard=False,
                              object_store_memory=self.object_store_memory, **options)
                     self.started_ray = True
+                self.connected = True
         return ray
 
     def resources(self) -> dict[str, Any]:
@@ -198,28 +113,64 @@ class RayExecutor:
         return {"nodes": nodes, "cpus": float(total.get("CPU", 0.0)), "gpus": float(total.get("GPU", 0.0))}
 
     def _pool(self) -> list:
+        """The actors now (a fresh pool sized to the cluster when every one was lost)."""
         ray = self._ray()
         with self._lock:
             if not self._actors:
                 found = self.resources()
                 gpus = int(found["gpus"])
                 count = self.workers or gpus or max(int(found["cpus"]), 1)
-                actor = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=MAX_RESTARTS,
-                                   max_task_retries=MAX_TASK_RETRIES)(Slot)
-                self._actors = [actor.remote(self.capacity) for _ in range(count)]
+                # no task retries of Ray's own: a call that dies with its actor is sent again by
+                # `_map` to a live actor, not queued on one that may never come back
+                self._slot_class = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=MAX_RESTARTS,
+                                              max_task_retries=0)(Slot)
+                self._actors = [self._slot_class.remote(self.capacity) for _ in range(count)]
             return list(self._actors)
 
+    def slots(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """`Slot.about()` of every actor answering within `timeout`: node, pid, calls run."""
+        ray = self._ray()
+        refs = [actor.about.remote() for actor in self._pool()]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        found = []
+        for ref in refs:
+            try:
+                found.append(ray.get(ref) if ref in ready else None)
+            except ray.exceptions.RayActorError:
+                found.append(None)
+        return [about for about in found if about is not None]
+
+    def _drop(self, actor: Any, replace: bool = False) -> None:
+        """Kill `actor` for good and take it out of the pool (a fresh one in its place if asked)."""
+        import ray
+
+        with self._lock:
+            self._proven.pop(id(actor), None)
+            at = next((i for i, a in enumerate(self._actors) if a is actor), None)
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone: nothing left to kill
+                pass
+            if at is not None:
+                if replace and self._slot_class is not None:
+                    self._actors[at] = self._slot_class.remote(self.capacity)
+                else:
+                    del self._actors[at]
+
     def shutdown(self) -> None:
-        """Stop the actors, and Ray itself if this executor started it."""
+        """Stop the actors, and leave Ray (stopping it if this executor started it)."""
         import ray
 
         with self._lock:
             for actor in self._actors:
-                ray.kill(actor)
-            self._actors, self._blobs, self._device = [], {}, None
-        if self.started_ray:
+                try:
+                    ray.kill(actor)
+                except Exception:  # noqa: BLE001 - an actor lost with its node
+                    pass
+            self._actors, self._proven, self._blobs, self._device = [], {}, {}, None
+        if self.connected:
             ray.shutdown()
-            self.started_ray = False
+            self.started_ray = self.connected = False
 
     # -- the jobs ------------------------------------------------------------------------------------
     def pending(self) -> list[Job]:
@@ -227,8 +178,9 @@ class RayExecutor:
         return self.jobs.pending()
 
     def cancel(self, job_id: Optional[int] = None) -> bool:
-        """Cancel job `job_id`, or every running one when None: its outstanding Ray tasks are
-        cancelled, finished points kept. False if there was none to cancel."""
+        """Cancel job `job_id`, or every running one when None: its queued Ray calls are cancelled
+        and its running ones stopped (their actors killed and replaced), finished points kept.
+        False if there was none to cancel."""
         return self.jobs.cancel(job_id)
 
     def _job(self, kind: str, name: str):
@@ -236,7 +188,8 @@ class RayExecutor:
 
     # -- running calls ---------------------------------------------------------------------------
     def _blobs_for(self, model: ModelRef, data: DataRef) -> tuple:
-        """ObjectRefs of file bytes for actors on other nodes (None where a path is shared)."""
+        """ObjectRefs of the files' bytes for a multi-node cluster (None where a path is shared):
+        the actors write them to a copy on their own node."""
         ship = self.ship_files if self.ship_files is not None else self.resources()["nodes"] > 1
         if not ship:
             return None, None
@@ -254,40 +207,97 @@ class RayExecutor:
     def _map(self, job: Job, calls: list[tuple[Any, str, dict]], blobs: tuple,
              on_result: Callable[[Any, Any], None]) -> None:
         """Run (key, op, args) calls on the pool, one per free actor; `on_result(key, value)`
-        runs here, in the calling thread, as each finishes (in finishing order)."""
+        runs here, in the calling thread, once per key as each finishes (in finishing order)."""
         ray = self._ray()
-        actors = self._pool()
-        waiting = list(reversed(calls))
-        running: dict[Any, tuple[Any, Any]] = {}  # ObjectRef -> (key, actor)
+        waiting = list(reversed(calls))  # popped from the end: in the given order
+        running: dict[Any, tuple[Any, str, dict, Any]] = {}  # call ref -> (key, op, args, actor)
+        probes: dict[Any, Any] = {}  # about() ref -> actor not yet known to answer
+        later: list[tuple[float, Any]] = []  # (when, actor) to ask again
+        tries: Counter = Counter()
+        stalled = None
         try:
             while waiting or running:
-                idle = [a for a in actors if all(a is not b for _, b in running.values())]
+                now = time.monotonic()
+                actors = self._pool()
+                asked = list(probes.values()) + [a for _, a in later]
+                for due, actor in [item for item in later if item[0] <= now]:
+                    later.remove((due, actor))
+                    asked.remove(actor)
+                for actor in actors:
+                    if id(actor) not in self._proven and not any(actor is a for a in asked):
+                        probes[actor.about.remote()] = actor
+                busy = [entry[3] for entry in running.values()]
+                idle = [a for a in actors if id(a) in self._proven and not any(a is b for b in busy)]
                 while waiting and idle:
                     key, op, args = waiting.pop()
                     actor = idle.pop(0)
-                    running[actor.call.remote(op, args, *blobs)] = (key, actor)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                    running[actor.call.remote(op, args, *blobs)] = (key, op, args, actor)
+                stalled = (stalled or now) if waiting and not running else None
+                if stalled is not None and now - stalled > RECOVER_S:
+                    raise WorkerDied(f"no Ray actor answered for {RECOVER_S:.0f} s while running {job.label}; "
+                                     "finished points are kept — run it again once the cluster is back")
+                refs = list(running) + list(probes)
+                ready = ray.wait(refs, num_returns=1, timeout=POLL_S)[0] if refs else time.sleep(POLL_S) or []
                 if job.cancel_requested:
                     raise Cancelled(f"{job.label} was cancelled; finished points are kept")
                 for ref in ready:
-                    key, _ = running.pop(ref)
-                    on_result(key, self._value(ray, ref, job.label))
+                    if ref in probes:
+                        self._probed(ray, ref, probes.pop(ref), later)
+                        continue
+                    key, op, args, actor = running.pop(ref)
+                    outcome = self._outcome(ray, ref, actor, job.label)
+                    if outcome is not None:
+                        on_result(key, outcome["value"])
+                        continue
+                    tries[key] += 1
+                    if tries[key] >= MAX_POINT_TRIES:
+                        raise WorkerDied(f"a Ray actor died under the same call of {job.label} {tries[key]} times; "
+                                         "finished points are kept — run it again")
+                    with self._lock:
+                        self.retried += 1
+                    waiting.append((key, op, args))  # next to go, to whichever actor is free
         except BaseException:
-            for ref in running:
-                ray.cancel(ref)  # queued calls never start; a running point finishes unseen
+            self._stop(ray, running)
             raise
+        finally:
+            for ref in probes:
+                ray.cancel(ref)
 
-    def _value(self, ray, ref, name: str) -> Any:
+    def _probed(self, ray, ref, actor: Any, later: list) -> None:
+        """An actor answered `about()` (it joins the work), is still away (ask again), or is gone."""
+        try:
+            ray.get(ref)
+        except ray.exceptions.ActorDiedError:
+            self._drop(actor)  # restarts used up, or killed: it never comes back
+        except ray.exceptions.RayActorError:
+            later.append((time.monotonic() + PROBE_S, actor))  # restarting, or its node not yet seen dead
+        else:
+            with self._lock:
+                self._proven[id(actor)] = actor
+
+    def _outcome(self, ray, ref, actor: Any, name: str) -> Optional[dict[str, Any]]:
+        """{"value": ...} of a finished call; None when its actor died under it (send it again)."""
         try:
             outcome = ray.get(ref)
-        except ray.exceptions.RayActorError as exc:
+        except ray.exceptions.RayActorError:
             with self._lock:
-                self._actors = []  # its restarts are used up: the next call starts a fresh pool
-            raise WorkerDied(f"a Ray actor died while running {name} and could not be restarted "
-                             f"({type(exc).__name__}); finished points are kept — run it again") from None
+                self._proven.pop(id(actor), None)  # handed no work until it answers again
+            return None
         if "error" in outcome:
             raise decode_error(outcome, f"on a Ray actor while running {name}")
-        return outcome["value"]
+        return outcome
+
+    def _stop(self, ray, running: Mapping[Any, tuple]) -> None:
+        """Cancel every call of `running`; kill (and replace) the actors still running one after
+        `CANCEL_GRACE_S`: a queued call ends at once, a running one only with its process."""
+        if not running:
+            return
+        for ref in running:
+            ray.cancel(ref)
+        ended, _ = ray.wait(list(running), num_returns=len(running), timeout=CANCEL_GRACE_S)
+        for ref, entry in running.items():
+            if ref not in ended:
+                self._drop(entry[3], replace=True)
 
     def _one(self, job: Job, op: str, args: dict, blobs: tuple) -> Any:
         found: list = []
@@ -345,30 +355,32 @@ class RayExecutor:
             return rows.report(setup["baseline"], setup["n_test"], setup["environment"], setup.get("task", "multiclass"))
 
     def sensitivity(self, spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
-        """One call per layer (its row of cells): each repeats the dense evaluation once, a cost of
-        1/len(rates), so that `run_sensitivity` itself computes every cell."""
+        """The dense model evaluated once (the setup call), then one call per layer (its row of
+        cells) against that metric: `timing_s["evaluations"]` counts each evaluation once."""
         start = time.perf_counter()
         parts: dict[str, SensitivityReport] = {}
         with self._job("sensitivity", sensitivity_label(spec)) as job:
             blobs = self._blobs_for(spec.model, spec.data)
-            layers = self._one(job, "sensitivity_setup", {"spec": spec.to_dict()}, blobs)
+            setup = self._one(job, "sensitivity_setup", {"spec": spec.to_dict()}, blobs)
+            layers = setup["layers"]
 
             def arrived(layer: str, raw: dict[str, Any]) -> None:
                 parts[layer] = from_wire("sensitivity", raw)
                 if on_progress:
                     on_progress(len(parts) / len(layers), f"{layer} scanned ({len(parts)}/{len(layers)} layers)")
 
-            calls = [(layer, "sensitivity", {"spec": dataclasses.replace(spec, layers=(layer,)).to_dict()})
+            calls = [(layer, "sensitivity_layer", {"spec": dataclasses.replace(spec, layers=(layer,)).to_dict(),
+                                                   "baseline": setup["baseline"]})
                      for layer in layers]
             self._map(job, calls, blobs, arrived)
         first = parts[layers[0]]
-        accuracy = pd.concat([parts[layer].accuracy for layer in layers])
-        timing = {key: float(sum(p.timing_s[key] for p in parts.values())) for key in ("prune", "evaluate")}
-        # each part counted its own dense evaluation; the scan has one
-        timing.update(total=time.perf_counter() - start,
-                      evaluations=1 + sum(int(p.timing_s["evaluations"]) - 1 for p in parts.values()))
+        timing = {"prune": float(sum(p.timing_s["prune"] for p in parts.values())),
+                  "evaluate": setup["evaluate_s"] + float(sum(p.timing_s["evaluate"] for p in parts.values())),
+                  "total": time.perf_counter() - start,
+                  "evaluations": 1 + sum(int(p.timing_s["evaluations"]) for p in parts.values())}
         return SensitivityReport(
-            spec=spec, baseline_accuracy=first.baseline_accuracy, n_test=first.n_test, accuracy=accuracy,
+            spec=spec, baseline_accuracy=setup["baseline"], n_test=first.n_test,
+            accuracy=pd.concat([parts[layer].accuracy for layer in layers]),
             drop=pd.concat([parts[layer].drop for layer in layers]), task=first.task,
             layer_sizes={layer: parts[layer].layer_sizes[layer] for layer in layers},
             layer_types={layer: parts[layer].layer_types[layer] for layer in layers}, timing_s=timing,

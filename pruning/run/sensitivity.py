@@ -38,12 +38,14 @@ def check_method(name: str) -> Method:
     return method
 
 
-def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
-                    on_progress: Optional[ProgressFn] = None) -> SensitivityReport:
+def run_sensitivity(bench: "Workbench", spec: SensitivitySpec, on_progress: Optional[ProgressFn] = None,
+                    baseline: Optional[float] = None) -> SensitivityReport:
     """Prune each selected layer alone at each rate and measure test accuracy (nothing else).
 
     Only the scanned layer's variables are assigned, and restored when the scan moves on,
-    so each point costs one mask and one pass over the test split.
+    so each point costs one mask and one pass over the test split. A `baseline` already
+    measured (the dense model's test metric: a scan split by layer over Ray actors) is not
+    evaluated again, and `timing_s["evaluations"]` then counts the pruned points alone.
     """
     if (bench.model_ref, bench.data_ref) != (spec.model, spec.data):
         raise ValueError("the workbench holds a different model or dataset than the sensitivity spec")
@@ -54,8 +56,10 @@ def run_sensitivity(bench: "Workbench", spec: SensitivitySpec,
     start = time.perf_counter()
     bench.reset()
     t0 = time.perf_counter()
-    baseline = bench.test_metric()
-    evaluate_s, prune_s, evaluations = time.perf_counter() - t0, 0.0, 1
+    evaluations = 0 if baseline is not None else 1
+    if baseline is None:
+        baseline = bench.test_metric()
+    evaluate_s, prune_s = time.perf_counter() - t0, 0.0
     accuracy = np.empty((len(groups), len(spec.sparsities)))
     total = len(groups) * len(spec.sparsities)
     try:
