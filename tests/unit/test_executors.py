@@ -70,7 +70,8 @@ def test_an_unknown_operation_lists_the_valid_ones(table):
 def test_the_tables_are_read_only_and_ray_adds_its_split_operations():
     with pytest.raises(TypeError):
         OPERATIONS["x"] = None  # type: ignore[index]
-    assert set(RAY_OPERATIONS) - set(OPERATIONS) == {"sweep_setup", "sweep_point", "sensitivity_setup"}
+    assert set(RAY_OPERATIONS) - set(OPERATIONS) == {"sweep_setup", "sweep_point", "sensitivity_setup",
+                                                     "sensitivity_layer"}
 
 
 def test_an_error_crosses_as_data_and_comes_back_the_same():
