@@ -131,14 +131,13 @@ class RayExecutor:
         """`Slot.about()` of every actor answering within `timeout`: node, pid, calls run."""
         ray = self._ray()
         refs = [actor.about.remote() for actor in self._pool()]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        found = []
-        for ref in refs:
+        ready, found = ray.wait(refs, num_returns=len(refs), timeout=timeout)[0], []
+        for ref in (ref for ref in refs if ref in ready):
             try:
-                found.append(ray.get(ref) if ref in ready else None)
-            except ray.exceptions.RayActorError:
-                found.append(None)
-        return [about for about in found if about is not None]
+                found.append(ray.get(ref))
+            except ray.exceptions.RayActorError:  # lost with its node, or restarting
+                continue
+        return found
 
     def _drop(self, actor: Any, replace: bool = False) -> None:
         """Kill `actor` for good and take it out of the pool (a fresh one in its place if asked)."""

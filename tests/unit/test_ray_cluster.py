@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ EXACT = ["method", "target_sparsity", "sparsity", "accuracy", "loss", "train_acc
          "params", "nonzero_params", "flops", "effective_flops", "n_test", "finetune_epochs"]
 CANCEL_BOUND_S = 5.0  # cancel() to Cancelled, and to the process running the point gone
 LONG_EPOCHS = 3000  # a point that fine-tunes this long runs for minutes on the tiny model
+ACTOR_PIDS: set[int] = set()  # the actors' processes at the end, checked gone after the cluster's shutdown
 
 
 def _free_port() -> int:
@@ -51,7 +53,14 @@ def cluster():
     workers = [found.add_node(num_cpus=1, object_store_memory=store) for _ in range(2)]
     found.wait_for_nodes()
     yield found, workers
+    pids = {info.process.pid for node in [found.head_node, *found.worker_nodes]
+            for infos in node.all_processes.values() for info in infos}
     found.shutdown()
+    # no raylet, GCS, object store or actor process outlives the module
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in pids | ACTOR_PIDS) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids | ACTOR_PIDS if _alive(pid)]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +71,7 @@ def executor(cluster):
     os.environ["RAY_ADDRESS"] = cluster[0].address
     found = RayExecutor(log_to_driver=False)  # no address given: it reads RAY_ADDRESS
     yield found
+    ACTOR_PIDS.update(about["pid"] for about in found.slots(timeout=5))
     found.shutdown()
     if before is None:
         os.environ.pop("RAY_ADDRESS")
@@ -193,6 +203,24 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return False
+
+
+def test_an_actor_killed_mid_sweep_is_restarted_by_ray_and_its_point_sent_again(executor, inline_sweep, tiny_refs):
+    before = {about["pid"]: about["node"] for about in executor.slots()}
+    victim = min(before)
+    retried = executor.retried
+    streamed: list[tuple[str, float]] = []
+
+    def on_point(row: dict) -> None:
+        streamed.append((row["method"], row["target_sparsity"]))
+        if len(streamed) == 1:
+            os.kill(victim, signal.SIGKILL)  # the process dies, its node stays
+
+    got = executor.sweep(sweep_of(*tiny_refs), on_point=on_point)
+    assert executor.retried > retried and sorted(streamed) == sorted(inline_sweep.spec.points())
+    pd.testing.assert_frame_equal(got.rows[EXACT], inline_sweep.rows[EXACT], check_exact=True)
+    after = {about["pid"]: about["node"] for about in executor.slots()}
+    assert victim not in after and sorted(after.values()) == sorted(before.values())  # restarted in place
 
 
 def test_a_node_removed_mid_sweep_its_points_run_elsewhere_once(executor, inline_sweep, cluster, tiny_refs, tmp_path):
