@@ -17,9 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pruning.executors.ray_actors import RayExecutor  # noqa: E402
-from pruning.specs import FINE_SPARSITIES, DataRef, ModelRef, SweepSpec  # noqa: E402
+from pruning.specs import FINE_SPARSITIES, SweepSpec  # noqa: E402
+from ray_throughput import add_model_arguments, measure, model_refs, warm  # noqa: E402
 
 
 def start_cluster(nodes: int, cpus: int):
@@ -38,7 +40,16 @@ def start_cluster(nodes: int, cpus: int):
     return cluster
 
 
-def timed(nodes: int, cpus: int, spec: SweepSpec) -> dict:
+def points_by_node(executor: RayExecutor) -> Counter:
+    """Sweep points run so far by each node's actors."""
+    found: Counter = Counter()
+    for about in executor.slots():
+        found[about["node"]] += about["ran"].get("sweep_point", 0)
+    return found
+
+
+def run_size(nodes: int, cpus: int, spec: SweepSpec) -> dict:
+    """`spec` on a fresh cluster of `nodes` nodes, warmed first; the cluster is shut down after."""
     started = time.perf_counter()
     cluster = start_cluster(nodes, cpus)
     up_s = time.perf_counter() - started
@@ -46,22 +57,11 @@ def timed(nodes: int, cpus: int, spec: SweepSpec) -> dict:
     executor = RayExecutor(log_to_driver=False)
     try:
         actors = len(executor.slots())
-        # one point per actor first: each imports TensorFlow, loads the model and traces off the clock
-        executor.sweep(SweepSpec(model=spec.model, data=spec.data, sparsities=FINE_SPARSITIES[-actors:]))
-        before = Counter()
-        for about in executor.slots():
-            before[about["node"]] += about["ran"].get("sweep_point", 0)
-        t0 = time.perf_counter()
-        report = executor.sweep(spec)
-        wall = time.perf_counter() - t0
-        per_node = Counter()
-        for about in executor.slots():
-            per_node[about["node"]] += about["ran"].get("sweep_point", 0)
-        busy = sum(float(report.rows[f"{k}_s"].sum()) for k in ("prune", "finetune", "evaluate", "measure"))
-        return {"nodes": nodes, "num_cpus_per_node": cpus, "actors": actors, "cluster_start_s": up_s,
-                "points": len(report.rows), "wall_s": wall, "points_per_s": len(report.rows) / wall,
-                "point_s_mean": busy / len(report.rows),
-                "points_per_node": sorted((per_node - before).values(), reverse=True),
+        warm(executor, spec, actors)
+        before = points_by_node(executor)
+        timed = measure(executor, spec)
+        return {"nodes": nodes, "num_cpus_per_node": cpus, "actors": actors, "cluster_start_s": up_s, **timed,
+                "points_per_node": sorted((points_by_node(executor) - before).values(), reverse=True),
                 "resources": executor.resources()}
     finally:
         executor.shutdown()
@@ -71,19 +71,19 @@ def timed(nodes: int, cpus: int, spec: SweepSpec) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--epochs", type=int, default=2, help="zoo training epochs (speed, not accuracy, matters)")
-    parser.add_argument("--dataset", default="digits")
+    add_model_arguments(parser)
     parser.add_argument("--nodes", default="1,2,3", help="cluster sizes to compare, comma-separated")
     parser.add_argument("--cpus-per-node", type=int, default=1, help="num_cpus each raylet declares")
-    parser.add_argument("--points", type=int, default=12, help="magnitude points, the first of FINE_SPARSITIES")
+    parser.add_argument("--points", type=int, default=20,
+                        help=f"magnitude points, the first of FINE_SPARSITIES (1-{len(FINE_SPARSITIES)})")
     args = parser.parse_args()
+    if not 1 <= args.points <= len(FINE_SPARSITIES):
+        parser.error(f"--points must be in 1-{len(FINE_SPARSITIES)}, not {args.points}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.pop("RAY_ADDRESS", None)
-    model = ModelRef.parse(args.model) if args.model.endswith((".keras", ".h5")) else ModelRef(args.model,
-                                                                                              epochs=args.epochs)
-    spec = SweepSpec(model=model, data=DataRef.parse(args.dataset), sparsities=FINE_SPARSITIES[:args.points])
-    runs = [timed(int(n), args.cpus_per_node, spec) for n in args.nodes.split(",")]
+    model, data = model_refs(args)
+    spec = SweepSpec(model=model, data=data, sparsities=FINE_SPARSITIES[:args.points])
+    runs = [run_size(int(n), args.cpus_per_node, spec) for n in args.nodes.split(",")]
     result = {"model": args.model, "dataset": args.dataset, "machine_cores": os.cpu_count(),
               "load_average_after": os.getloadavg(), "runs": runs,
               "throughput_vs_first": [r["points_per_s"] / runs[0]["points_per_s"] for r in runs]}

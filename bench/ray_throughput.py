@@ -24,29 +24,47 @@ from pruning.specs import (  # noqa: E402
 )
 
 
-def timed_sweep(executor: RayExecutor, spec: SweepSpec, workers: int) -> dict:
-    # one point per actor first: each loads the model and traces its forward off the clock
-    executor.sweep(SweepSpec(model=spec.model, data=spec.data, sparsities=FINE_SPARSITIES[-workers:]))
+def warm(executor: RayExecutor, spec: SweepSpec, actors: int) -> None:
+    """One point per actor: each loads the model and traces its forward off the clock."""
+    executor.sweep(SweepSpec(model=spec.model, data=spec.data, sparsities=FINE_SPARSITIES[-actors:]))
+
+
+def measure(executor: RayExecutor, spec: SweepSpec) -> dict:
+    """`spec` swept once: wall time, points per second and the mean time a point spent in its actor."""
     t0 = time.perf_counter()
     report = executor.sweep(spec)
     wall = time.perf_counter() - t0
     busy = sum(float(report.rows[f"{k}_s"].sum()) for k in ("prune", "finetune", "evaluate", "measure"))
-    return {"workers": workers, "points": len(report.rows), "wall_s": wall, "points_per_s": len(report.rows) / wall,
+    return {"points": len(report.rows), "wall_s": wall, "points_per_s": len(report.rows) / wall,
             "point_s_mean": busy / len(report.rows)}
+
+
+def timed_sweep(executor: RayExecutor, spec: SweepSpec, workers: int) -> dict:
+    warm(executor, spec, workers)
+    return {"workers": workers, **measure(executor, spec)}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --epochs and --dataset, as every Ray benchmark takes them."""
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--epochs", type=int, default=2, help="zoo training epochs (speed, not accuracy, matters)")
+    parser.add_argument("--dataset", default="digits")
+
+
+def model_refs(args: argparse.Namespace) -> tuple[ModelRef, DataRef]:
+    model = args.model
+    return (ModelRef.parse(model) if model.endswith((".keras", ".h5")) else ModelRef(model, epochs=args.epochs),
+            DataRef.parse(args.dataset))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--epochs", type=int, default=2, help="zoo training epochs (speed, not accuracy, matters)")
-    parser.add_argument("--dataset", default="digits")
+    add_model_arguments(parser)
     parser.add_argument("--workers", default="1,2", help="actor counts to compare, comma-separated")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of a local Ray instance (no RAY_ADDRESS)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    model = ModelRef.parse(args.model) if args.model.endswith((".keras", ".h5")) else ModelRef(args.model,
-                                                                                              epochs=args.epochs)
-    data = DataRef.parse(args.dataset)
+    model, data = model_refs(args)
     spec = SweepSpec(model=model, data=data, sparsities=FINE_SPARSITIES[:16])
     runs = []
     for workers in (int(w) for w in args.workers.split(",")):
