@@ -48,6 +48,22 @@ def test_scan_shape_counts_and_restored_weights(engine, tiny_refs, scan):
     assert weights_checksum(bench.current_weights()) == weights_checksum(bench.base_weights)
 
 
+def test_a_given_dense_metric_is_not_evaluated_again(engine, tiny_refs, scan):
+    """What a Ray actor's per-layer call does: the setup measured the dense model once."""
+    report, _ = scan
+    spec = SensitivitySpec(model=tiny_refs[0], data=tiny_refs[1], sparsities=(0.0, 0.5, 0.9), layers=("hidden",))
+    bench = engine.workbench(*tiny_refs)
+    calls = []
+    measure = bench.test_metric
+    bench.test_metric = lambda *a: calls.append(1) or measure(*a)
+    try:
+        part = run_sensitivity(bench, spec, baseline=report.baseline_accuracy)
+    finally:
+        del bench.test_metric
+    assert len(calls) == part.timing_s["evaluations"] == 2  # the two nonzero rates, no dense pass
+    pd.testing.assert_frame_equal(part.accuracy, report.accuracy.loc[["hidden"]], check_exact=True)
+
+
 @pytest.mark.parametrize("layer", ["conv", "hidden", "out"])
 def test_each_cell_equals_a_prune_of_that_layer_alone(engine, tiny_refs, scan, layer):
     report, _ = scan
