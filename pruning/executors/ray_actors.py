@@ -139,10 +139,8 @@ class RayExecutor:
                 continue
         return found
 
-    def _drop(self, actor: Any, replace: bool = False) -> None:
+    def _drop(self, ray, actor: Any, replace: bool = False) -> None:
         """Kill `actor` for good and take it out of the pool (a fresh one in its place if asked)."""
-        import ray
-
         with self._lock:
             self._proven.pop(id(actor), None)
             at = next((i for i, a in enumerate(self._actors) if a is actor), None)
@@ -267,7 +265,7 @@ class RayExecutor:
         try:
             ray.get(ref)
         except ray.exceptions.ActorDiedError:
-            self._drop(actor)  # restarts used up, or killed: it never comes back
+            self._drop(ray, actor)  # restarts used up, or killed: it never comes back
         except ray.exceptions.RayActorError:
             later.append((time.monotonic() + PROBE_S, actor))  # restarting, or its node not yet seen dead
         else:
@@ -296,7 +294,7 @@ class RayExecutor:
         ended, _ = ray.wait(list(running), num_returns=len(running), timeout=CANCEL_GRACE_S)
         for ref, entry in running.items():
             if ref not in ended:
-                self._drop(entry[3], replace=True)
+                self._drop(ray, entry[3], replace=True)
 
     def _one(self, job: Job, op: str, args: dict, blobs: tuple) -> Any:
         found: list = []
