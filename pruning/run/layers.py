@@ -99,17 +99,39 @@ def histograms(bench: "Workbench", weights: list[np.ndarray]) -> dict[str, dict]
     and the zeros counted apart, so the hole pruning leaves around zero shows."""
     out = {}
     for layer, parts in bench.by_layer().items():
-        before = np.concatenate([bench.base_weights[pw.index].reshape(-1) for pw in parts])
+        before = base_histogram(bench, layer)
         after = np.concatenate([weights[pw.index].reshape(-1) for pw in parts])
-        edges = np.linspace(before.min(), before.max(), HIST_BINS + 1)
+        nonzero = after[after != 0]
         out[layer] = {
-            "edges": edges.tolist(),
-            "before": np.histogram(before[before != 0], edges)[0].tolist(),
-            "after": np.histogram(after[after != 0], edges)[0].tolist(),
-            "zeros_before": int((before == 0).sum()),
-            "zeros_after": int((after == 0).sum()),
+            **before,
+            "after": _counts(nonzero, before),
+            "zeros_after": int(after.size - nonzero.size),
         }
+        del out[layer]["range"]
     return out
+
+
+def base_histogram(bench: "Workbench", layer: str) -> dict:
+    """The "before" half of `layer`'s histogram, from the base weights: computed once per workbench.
+
+    Counts go through np.histogram's equal-width path (`range`, no sort): the same bins as
+    `edges`, which it derives with the same linspace.
+    """
+    cache = bench.base_histograms
+    if layer not in cache:
+        before = np.concatenate([bench.base_weights[pw.index].reshape(-1) for pw in bench.by_layer()[layer]])
+        span = (float(before.min()), float(before.max()))
+        nonzero = before[before != 0]
+        cache[layer] = {"edges": np.linspace(*span, HIST_BINS + 1).tolist(), "range": span,
+                        "zeros_before": int(before.size - nonzero.size)}
+        cache[layer]["before"] = _counts(nonzero, cache[layer])
+    return cache[layer]
+
+
+def _counts(values: np.ndarray, bins: dict) -> list[int]:
+    if bins["range"][0] == bins["range"][1]:  # one value: numpy would widen an equal-width range
+        return np.histogram(values, np.asarray(bins["edges"]))[0].tolist()
+    return np.histogram(values, HIST_BINS, range=bins["range"])[0].tolist()
 
 
 def mask_images(bench: "Workbench", weights: list[np.ndarray]) -> dict[str, list[list[int]]]:
