@@ -25,7 +25,7 @@ HELP = {
     "gzip_bytes": f"Weights and config compressed in memory: {COMPRESSION} (an export reports gzip -9 of the "
                   "written file). Zeros compress, so this is where masks pay off.",
     "latency_ms": "Median time of one batch (32 samples) over timed calls of a traced function after warm-up "
-                  "(0.5 s of calls, at least 5); the note gives p10-p90.",
+                  "(0.5 s of calls, at least 5); the note below the cards gives the dense model's p90.",
     "mae": "Mean absolute error on the test split, in the targets' units (lower is better).",
     "train_mae": "MAE on (up to 2,000 samples of) the training split; the gap to test MAE shows over-fitting.",
     "robust_mae": "Test MAE with Gaussian noise added to the inputs (sigma in the spec, default 0.1).",
