@@ -20,13 +20,14 @@ class Gated:
     its measure phase "takes" as long as the test wants."""
 
     def __init__(self, real):
-        self.real, self.gate, self.views, self.specs = real, threading.Event(), [], []
+        self.real, self.gate, self.views, self.specs, self.supersede_keys = real, threading.Event(), [], [], []
 
     def __getattr__(self, name):
         return getattr(self.real, name)
 
     def prune(self, spec, on_progress=None, on_evaluated=None, supersede_key=None):
         self.specs.append(spec)
+        self.supersede_keys.append(supersede_key)
 
         def evaluated(view: dict) -> None:
             self.views.append(view)
@@ -58,6 +59,8 @@ def test_cards_come_first_then_sizes_and_latency_fill_in(monkeypatch):
     first = cards_shown(at)
     key = gated.specs[0].to_json()
     assert len(gated.views) == 1 and gated.specs[0].target_sparsity == 0.63
+    # the session's own key: its next slider value replaces this job if it still waits in the queue
+    assert gated.supersede_keys == [at.session_state[state.PRUNE_JOBS_KEY]] and len(gated.supersede_keys[0]) == 16
     job = backend.prune_jobs().running(key)
     assert job is not None and job.view == gated.views[0] and job.report is None  # measuring, gated
     assert first["gzip size"][0] == cards.MEASURING and first["Latency (masks ≈ 1x)"][0] == cards.MEASURING
