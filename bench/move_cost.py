@@ -1,9 +1,10 @@
 """What a fresh slider move costs beyond pruning and evaluation, before and after issue 11.
 
 Goals (issue 11): a fresh prune through the worker executor costs total / (prune + evaluate)
-<= 2.0 on keras.applications ResNet50, MobileNetV2 and the default cnn; a 20-point one-shot
-sweep on resnet20 has timing_s.measure / timing_s.evaluate <= 1.0. `--trees A,B` runs each
-case on each source tree (e.g. the base commit unpacked with `git archive`) in one run.
+<= 2.0 on keras.applications ResNet50, MobileNetV2 and the default cnn (`cards_s`: when its
+evaluated phase, the metric cards, reached the caller); a 20-point one-shot sweep on resnet20
+and on ResNet50 has timing_s.measure / timing_s.evaluate <= 1.0. `--trees A,B` runs each case
+on each source tree (e.g. the base commit unpacked with `git archive`) in one run.
 """
 from __future__ import annotations
 
@@ -56,11 +57,12 @@ def one_move(model: str, dataset: str, sparsities: list[float]) -> dict:
         moves = []
         for rate in sparsities:
             spec = PruneSpec(model=ref, data=data, method="magnitude", target_sparsity=rate)
+            evaluated: list[float] = []
             t0 = time.perf_counter()
-            report = executor.prune(spec)
+            report = executor.prune(spec, on_evaluated=lambda view: evaluated.append(time.perf_counter() - t0))
             total = time.perf_counter() - t0
             t = report.timing_s
-            move = {"sparsity": rate, "total_s": total, "timing_s": t,
+            move = {"sparsity": rate, "total_s": total, "timing_s": t, "cards_s": evaluated[0] if evaluated else None,
                     "ratio": total / (t["prune"] + t["evaluate"])}
             if hasattr(executor, "save"):  # after issue 11: the file is written when stored or downloaded
                 t0 = time.perf_counter()
@@ -91,7 +93,8 @@ def main() -> int:
     parser.add_argument("--cases", default="cnn,mobilenetv2,resnet50")
     parser.add_argument("--sparsities", default="0.5,0.7")
     parser.add_argument("--files", default="/tmp/prunescope-bench-models")
-    parser.add_argument("--sweep", default="resnet20:digits", help="model:dataset of the 20-point sweep ('' skips)")
+    parser.add_argument("--sweep", default="resnet20:digits,resnet50",
+                        help="20-point sweeps: model:dataset pairs or cases above, comma-separated ('' skips)")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--sweep-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -103,7 +106,7 @@ def main() -> int:
         return 0
     cases = make_files(Path(args.files))
     results = []
-    for name in args.cases.split(","):
+    for name in filter(None, args.cases.split(",")):
         for tree in args.trees.split(","):
             env = dict(os.environ, PYTHONPATH=tree)
             out = subprocess.run([sys.executable, str(HERE), "--one", *cases[name], "--sparsities", args.sparsities],
@@ -114,14 +117,15 @@ def main() -> int:
             row = {"case": name, "tree": tree, **json.loads(out.stdout.strip().splitlines()[-1])}
             results.append(row)
             print(json.dumps(row), flush=True)
-    if args.sweep:
+    for target in filter(None, args.sweep.split(",")):
+        pair = cases[target] if target in cases else target.split(":")
         for tree in args.trees.split(","):
-            out = subprocess.run([sys.executable, str(HERE), "--sweep-one", *args.sweep.split(":")],
+            out = subprocess.run([sys.executable, str(HERE), "--sweep-one", *pair],
                                  env=dict(os.environ, PYTHONPATH=tree), cwd=tree, capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-3000:], file=sys.stderr)
                 return 1
-            row = {"case": f"sweep {args.sweep}", "tree": tree, **json.loads(out.stdout.strip().splitlines()[-1])}
+            row = {"case": f"sweep {target}", "tree": tree, **json.loads(out.stdout.strip().splitlines()[-1])}
             print(json.dumps(row), flush=True)
     return 0
 

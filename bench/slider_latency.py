@@ -1,16 +1,22 @@
 """Time one move of the Prune page's sparsity slider in a real browser, fresh and cached.
 
-    python bench/slider_latency.py [--moves 5]
+    python bench/slider_latency.py [--moves 7] [--trees A,B]
 
-Starts `streamlit run app.py` (the default model and prune of ui/state.py, worker executor)
-with a private PRUNESCOPE_HOME, drives Debian's Chromium with Playwright, presses the slider's
-arrow key and measures until the "Sparsity (measured)" card shows the new requested value: a
-fresh value (the backend prunes and measures) and a value already seen (served from the
-report cache).
+For each source tree (default: this one) starts `streamlit run app.py` there (the default model
+and prune of its ui/state.py, worker executor) with a private PRUNESCOPE_HOME, drives Debian's
+Chromium with Playwright, presses the slider's arrow key and measures until the "Sparsity
+(measured)" card shows the new requested value (with streaming, the evaluated phase's cards)
+and until the gzip card holds a size (the full report): a fresh value (the backend prunes and
+measures) and a value already seen (served from the report cache). The card is watched on every animation
+frame (`wait_for_function(..., polling="raf")`): Playwright's `expect` retries after 100, 250,
+500 and 1000 ms, so it rounds a 0.2 s move up to 0.35 s. The websocket frames the server sends
+after the key press are timed too: the last one (the script run's end) against the card shows
+server time (script + transfer) apart from the browser's own.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -22,29 +28,36 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CARD_JS = """(shown) => [...document.querySelectorAll('[data-testid="stMetric"]')]
+    .some(m => m.innerText.includes('Sparsity (measured)') && m.innerText.includes(shown))"""
+# the whole report: the gzip card holds a size, not "measuring…" (trees from before streaming never show that)
+FULL_JS = """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+    .some(m => m.innerText.includes('gzip size') && !m.innerText.includes('measuring'))"""
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--moves", type=int, default=5)
-    args = parser.parse_args()
-    from playwright.sync_api import expect, sync_playwright
+def start_value(tree: Path) -> tuple[int, str]:
+    """The tree's default sparsity (percent) and a one-line description of its first screen."""
+    code = ("import json; from ui import state; print(json.dumps([round(getattr(state, 'DEFAULT_SPARSITY', 0.5) * 100), "
+            "f\"{state.DEFAULT_MODEL} on {state.DEFAULT_DATASET}, {getattr(state, 'DEFAULT_SCOPE', 'layer')} scope\"]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)),
+                         capture_output=True, text=True, check=True)
+    pct, text = json.loads(out.stdout)
+    return pct, text
 
-    sys.path.insert(0, str(ROOT))
-    from ui import state
 
-    start_pct = round(getattr(state, "DEFAULT_SPARSITY", 0.5) * 100)  # trees before issue 11 started at 50%
-    print(f"default: {state.DEFAULT_MODEL} on {state.DEFAULT_DATASET}, "
-          f"{getattr(state, 'DEFAULT_SCOPE', 'layer')} scope, from {start_pct}%")
+def time_tree(tree: Path, moves: int) -> dict:
+    from playwright.sync_api import sync_playwright
 
+    start_pct, first_screen = start_value(tree)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PRUNESCOPE_HOME=tempfile.mkdtemp(prefix="prunescope-slider-"), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PRUNESCOPE_HOME=tempfile.mkdtemp(prefix="prunescope-slider-"), PYTHONPATH=str(tree))
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    frames: list[float] = []
     try:
         for _ in range(180):
             try:
@@ -56,35 +69,61 @@ def main() -> int:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda _: frames.append(time.perf_counter())))
             start = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/Prune")
-            # the requested value, shown under the measured one, names the spec the card is for
-            card = page.locator('[data-testid="stMetric"]', has_text="Sparsity (measured)").first \
-                .locator('[data-testid="stMetricDelta"]')
-            expect(card).to_have_text(f"requested {start_pct}.00%", timeout=300_000)
-            print(f"first load (worker start, cnn trained on first use): {time.perf_counter() - start:.1f} s")
+            page.wait_for_function(CARD_JS, arg=f"requested {start_pct}.00%", polling="raf", timeout=300_000)
+            first_load = time.perf_counter() - start
             slider = page.get_by_role("slider").first
             slider.focus()
+            page.wait_for_timeout(3000)  # let the first screen's last frames land
 
-            def move(key: str, shown: str) -> float:
+            def move(key: str, shown: str) -> dict:
+                frames.clear()
                 t0 = time.perf_counter()
                 slider.press(key)
-                expect(card).to_have_text(shown, timeout=120_000)
-                return time.perf_counter() - t0
+                page.wait_for_function(CARD_JS, arg=shown, polling="raf", timeout=120_000)
+                card = time.perf_counter() - t0
+                page.wait_for_function(FULL_JS, polling="raf", timeout=120_000)
+                full = time.perf_counter() - t0
+                page.wait_for_timeout(1500)  # the rest of the run's frames (charts below the card)
+                sent = [t - t0 for t in frames]
+                return {"card_s": card, "full_s": full, "first_frame_s": sent[0] if sent else None,
+                        "last_frame_s": sent[-1] if sent else None, "frames": len(sent)}
 
-            fresh, cached = [], []
-            for i in range(1, args.moves + 1):
-                fresh.append(move("ArrowRight", f"requested {start_pct + i}.00%"))
-            for i in range(args.moves - 1, -1, -1):
-                cached.append(move("ArrowLeft", f"requested {start_pct + i}.00%"))
+            fresh = [move("ArrowRight", f"requested {start_pct + i}.00%") for i in range(1, moves + 1)]
+            cached = [move("ArrowLeft", f"requested {start_pct + i}.00%") for i in range(moves - 1, -1, -1)]
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"fresh value  (prune + measure): median {statistics.median(fresh):.2f} s, "
-          f"max {max(fresh):.2f} s over {len(fresh)} moves")
-    print(f"cached value (seen before):     median {statistics.median(cached):.2f} s, "
-          f"max {max(cached):.2f} s over {len(cached)} moves")
+    return {"tree": str(tree), "first_screen": f"{first_screen}, from {start_pct}%", "first_load_s": first_load,
+            "load_avg": os.getloadavg(), "fresh": fresh, "cached": cached}
+
+
+def summary(name: str, moves: list[dict]) -> str:
+    def median(key: str) -> float:
+        return statistics.median(m[key] for m in moves if m[key] is not None)
+
+    return (f"{name}: card median {median('card_s'):.3f} s (max {max(m['card_s'] for m in moves):.3f}), "
+            f"full report {median('full_s'):.3f} s, "
+            f"first frame {median('first_frame_s'):.3f} s, last frame {median('last_frame_s'):.3f} s, "
+            f"{statistics.median(m['frames'] for m in moves):.0f} frames, over {len(moves)} moves")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=7)
+    parser.add_argument("--trees", default=str(ROOT), help="comma-separated source trees, timed one after another")
+    args = parser.parse_args()
+    for tree in args.trees.split(","):
+        before = os.getloadavg()[0]
+        result = time_tree(Path(tree).resolve(), args.moves)
+        print(json.dumps(result), flush=True)
+        print(f"{tree} ({result['first_screen']}; load average {before:.2f} -> {result['load_avg'][0]:.2f}; "
+              f"first load {result['first_load_s']:.1f} s)")
+        print("  " + summary("fresh value  (prune + measure)", result["fresh"]))
+        print("  " + summary("cached value (seen before)    ", result["cached"]), flush=True)
     return 0
 
 

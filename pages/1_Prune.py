@@ -6,19 +6,23 @@ fragment below reruns on a control change, and its figures come from the figure 
 from __future__ import annotations
 
 import json
+import secrets
+import time
+from typing import Optional
 
 import streamlit as st
 
 from pruning.errors import BadInput
+from pruning.executors.errors import Cancelled
+from pruning.reports import PruneReport
 from pruning.specs import PruneSpec
-from ui import backend, cards, charts, figure_cache, state, visits
+from ui import backend, cards, charts, figure_cache, prune_jobs, state, visits
 from ui.sidebar import (
     chart_height,
     controls_area,
     load_baseline,
     persistent,
     presentation_toggle,
-    progress_to,
     select_model_and_data,
     show_error,
 )
@@ -107,22 +111,59 @@ def show_tradeoff(report, presenting: bool) -> None:
                    "and a click on a point brings you back to it.")
 
 
+def await_report(spec: PruneSpec, bar, slot, task: str) -> Optional[PruneReport]:
+    """Start (or join) the prune of `spec` in the background and wait for it in this run: its
+    metric cards into `slot` as soon as its evaluation returns (sizes and latency "measuring…"),
+    its report once measured; None if it still runs after prune_jobs.STREAM_WAIT_S.
+
+    Every look at the job redraws `bar`, and each redraw is where Streamlit lets a newer slider
+    value interrupt this run: the job goes on, and its report lands in the cache.
+    """
+    if state.PRUNE_JOBS_KEY not in st.session_state:
+        st.session_state[state.PRUNE_JOBS_KEY] = secrets.token_hex(8)
+    job = backend.start_prune(spec, supersede_key=st.session_state[state.PRUNE_JOBS_KEY])
+    shown = False
+    while not job.done:
+        if job.view is not None and not shown:
+            with slot.container():
+                cards.evaluated_cards(job.view, task)
+            shown = True
+        waited = time.monotonic() - job.started
+        if waited > prune_jobs.STREAM_WAIT_S:
+            bar.info(f"Still measuring sizes and latency after {waited:.0f} s: move the slider, or come back, "
+                     "to see the full report once it is in.")
+            return None
+        if shown:
+            bar.caption(f"Evaluated in {job.view['timing_s']['evaluate'] * 1000:.0f} ms; measuring sizes and "
+                        f"latency… {waited:.1f} s")
+        else:
+            fraction, message = job.progress
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+        job.wait(prune_jobs.POLL_S)
+    if isinstance(job.error, Cancelled):  # another session's job for this spec, superseded there
+        return await_report(spec, bar, slot, task)
+    if job.error is not None:
+        raise job.error
+    return job.report
+
+
 @st.fragment
 def prune_view(model_ref, data_ref, baseline, presenting: bool) -> None:
     """Controls -> spec -> report -> render: the part a slider move reruns (not the sidebar)."""
     try:
         spec = read_controls(model_ref, data_ref, baseline, presenting)
-        bar = st.empty()
-        if busy := backend.queue_note():  # the worker runs one job at a time: say why this one may wait
-            bar.caption(f"Worker busy: {busy}. Yours runs when its turn comes.")
-        report = backend.prune(spec, progress_to(bar))
-        bar.empty()
+        bar, slot = st.empty(), st.empty()  # progress, then the cards (first from the evaluated phase)
+        report = backend.finished_prune(spec) or await_report(spec, bar, slot, baseline.task)
     except BadInput as exc:
         show_error(exc)
         return
+    if report is None:
+        return  # still measuring: the evaluated cards stay, the bar says so
+    bar.empty()
     method_name, height, key = report.method, chart_height(presenting), spec.to_json()
 
-    cards.pruned_cards(report)
+    with slot.container():
+        cards.pruned_cards(report)
     st.caption(cards.dense_latency_note(report, baseline.metrics["latency_ms"]))
     show_tradeoff(report, presenting)
     for note in report.notes:

@@ -36,6 +36,8 @@ from pruning.specs import (
     parse_sparsities,
 )
 
+from .prune_jobs import PruneJob, PruneJobs
+
 
 @st.cache_resource(show_spinner=False)
 def get_executor() -> Executor:
@@ -76,6 +78,11 @@ class ReportCache:
                 self._items.popitem(last=False)
         return value
 
+    def get(self, kind: str, key: str) -> Any:
+        """The cached value, or None (nothing computed, nothing moved)."""
+        with self._lock:
+            return self._items.get((kind, key))
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -103,15 +110,42 @@ def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
     folder by the worker. Repeats come from the cache, stored once. `on_evaluated` and
     `supersede_key`: see `Executor.prune` (the metric cards first; a newer slider value
     replaces a queued older one)."""
+    executor, store = get_executor(), run_store()
+    return cached_call("prune", spec.to_json(),
+                       lambda: _stored_prune(executor, store, spec, on_progress, on_evaluated, supersede_key))
 
-    def compute() -> PruneReport:
-        executor = get_executor()
-        return run_store().record_prune(
-            spec, lambda: executor.prune(spec, on_progress=on_progress, on_evaluated=on_evaluated,
-                                         supersede_key=supersede_key),
-            source="app", save=lambda path: executor.save(spec, path))[1]
 
-    return cached_call("prune", spec.to_json(), compute)
+def _stored_prune(executor: Executor, store: RunStore, spec: PruneSpec, on_progress: Optional[ProgressFn],
+                  on_evaluated: Optional[Callable[[dict], None]], supersede_key: Optional[str]) -> PruneReport:
+    return store.record_prune(
+        spec, lambda: executor.prune(spec, on_progress=on_progress, on_evaluated=on_evaluated,
+                                     supersede_key=supersede_key),
+        source="app", save=lambda path: executor.save(spec, path))[1]
+
+
+def finished_prune(spec: PruneSpec) -> Optional[PruneReport]:
+    """The cached report of `spec`, or None: never starts anything."""
+    return report_cache().get("prune", spec.to_json())
+
+
+@st.cache_resource(show_spinner=False)
+def prune_jobs() -> PruneJobs:
+    return PruneJobs()
+
+
+def start_prune(spec: PruneSpec, supersede_key: Optional[str] = None) -> PruneJob:
+    """`prune(spec)` in a thread of this process: the job (shared with any session already
+    waiting for the same spec) gets the evaluated view first, then the report, which also
+    lands in the report cache. A job with the same `supersede_key` still queued in the
+    executor is cancelled (a newer slider value of one session replaces the older)."""
+    # resolved here, in the script thread: the job's thread has no Streamlit context
+    executor, store, cache, key = get_executor(), run_store(), report_cache(), spec.to_json()
+
+    def run(job: PruneJob) -> PruneReport:
+        return cache.get_or_compute("prune", key, lambda: _stored_prune(
+            executor, store, spec, job.on_progress, job.on_evaluated, supersede_key))
+
+    return prune_jobs().start(key, run)
 
 
 @st.cache_data(show_spinner=False)

@@ -10,7 +10,8 @@ from typing import Mapping
 import streamlit as st
 
 from pruning.measure.tasks import Task, get_task
-from pruning.reports import PruneReport
+from pruning.reports import MEASURED_KEYS, PruneReport, derive
+from pruning.specs import COMPRESSION
 
 HELP = {
     "accuracy": "Top-1 accuracy on the test split.",
@@ -21,8 +22,10 @@ HELP = {
     "flops": "Dense multiply-accumulates per sample.",
     "effective_flops": "Multiply-accumulates with a nonzero weight: what a sparse kernel could skip to.",
     "size_bytes": "The saved .keras file (no optimizer, no pruning wrappers).",
-    "gzip_bytes": "The .keras file after gzip -9: zeros compress, so this is where masks pay off.",
-    "latency_ms": "Median time of one batch (32 samples) over 30 timed calls of a traced function, after warm-up.",
+    "gzip_bytes": f"Weights and config compressed in memory: {COMPRESSION} (an export reports gzip -9 of the "
+                  "written file). Zeros compress, so this is where masks pay off.",
+    "latency_ms": "Median time of one batch (32 samples) over timed calls of a traced function after warm-up "
+                  "(0.5 s of calls, at least 5); the note below the cards gives the dense model's p90.",
     "mae": "Mean absolute error on the test split, in the targets' units (lower is better).",
     "train_mae": "MAE on (up to 2,000 samples of) the training split; the gap to test MAE shows over-fitting.",
     "robust_mae": "Test MAE with Gaussian noise added to the inputs (sigma in the spec, default 0.1).",
@@ -106,32 +109,56 @@ def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> No
 def pruned_cards(report: PruneReport) -> None:
     """Pruned against dense: accuracy changes in points, sizes and times in percent, a
     slowdown in red with the word "slower" (never a green arrow)."""
-    base, pruned, derived = report.baseline, report.pruned, report.derived()
-    row, m = get_task(report.task), report.metric
-    unstructured = report.granularity != "structured"
+    _cards(report.baseline, report.pruned, report.task, report.granularity, report.sparsity,
+           report.target_sparsity)
+
+
+def evaluated_cards(view: Mapping, task: str) -> None:
+    """The same cards from a prune's first phase (`reports.evaluated_view`, streamed before
+    sizes and latency are measured): those two show MEASURING until the full report is in."""
+    _cards(view["baseline"], view["pruned"], task, view["granularity"], view["sparsity"], view["target_sparsity"])
+
+
+MEASURING = "measuring…"  # the value of a card whose figure the measure phase has not sent yet
+
+
+def _cards(base: Mapping[str, float], pruned: Mapping[str, float], task: str, granularity: str,
+           sparsity: float, target_sparsity: float) -> None:
+    row = get_task(task)
+    m = row.metric
+    # what the measure phase has not sent yet derives to nan and its card shows MEASURING
+    derived = derive(base, {key: float("nan") for key in MEASURED_KEYS} | dict(pruned), task)
+    unstructured = granularity != "structured"
     cols = st.columns(6)
     if m == "accuracy":
         cols[0].metric(f"Test {row.label}", _pct(pruned["accuracy"]), delta=points(-derived["accuracy_loss"]),
                        help=HELP["accuracy"] + " Delta: the change against the dense model, in percentage points.")
     else:  # lower is better: a rise is shown red
         cols[0].metric(f"Test {row.label}", shown(row, pruned[m]), delta=f"{pruned[m] - base[m]:+.4g}",
-                       delta_color="normal" if report.higher_is_better else "inverse", help=HELP.get(m, ""))
-    cols[1].metric("Sparsity (measured)", _pct(report.sparsity),
-                   delta=f"requested {report.target_sparsity:.2%}", delta_color="off", help=HELP["sparsity"])
+                       delta_color="normal" if row.higher_is_better else "inverse", help=HELP.get(m, ""))
+    cols[1].metric("Sparsity (measured)", _pct(sparsity),
+                   delta=f"requested {target_sparsity:.2%}", delta_color="off", help=HELP["sparsity"])
     cols[2].metric("Nonzero params", f"{pruned['nonzero_params']:,}",
                    delta=f"{percent(-derived['parameter_reduction'])} of {base['nonzero_params']:,}",
                    delta_color="inverse", help=HELP["nonzero_params"])
-    cols[3].metric("gzip size", human_bytes(pruned["gzip_bytes"]),
-                   delta=f"{percent(-derived['size_reduction'])} of {human_bytes(base['gzip_bytes'])}",
-                   delta_color="inverse", help=HELP["gzip_bytes"])
+    if "gzip_bytes" in pruned:
+        cols[3].metric("gzip size", human_bytes(pruned["gzip_bytes"]),
+                       delta=f"{percent(-derived['size_reduction'])} of {human_bytes(base['gzip_bytes'])}",
+                       delta_color="inverse", help=HELP["gzip_bytes"])
+    else:
+        cols[3].metric("gzip size", MEASURING, help=HELP["gzip_bytes"])
     latency_help = HELP["latency_ms"] + " " + PRUNE_LATENCY_HELP + (
         " Masks keep kernels dense, so about 1.0x is expected: zeros are still multiplied." if unstructured else ""
     )
-    latency, color = latency_delta(pruned["latency_ms"], base["latency_ms"], base["latency_p90_ms"])
-    cols[4].metric("Latency (masks ≈ 1x)" if unstructured else "Latency (batch 32)", f"{pruned['latency_ms']:.2f} ms",
-                   delta=latency, delta_color=color, help=latency_help)
+    latency_label = "Latency (masks ≈ 1x)" if unstructured else "Latency (batch 32)"
+    if "latency_ms" in pruned:
+        latency, color = latency_delta(pruned["latency_ms"], base["latency_ms"], base["latency_p90_ms"])
+        cols[4].metric(latency_label, f"{pruned['latency_ms']:.2f} ms", delta=latency, delta_color=color,
+                       help=latency_help)
+    else:
+        cols[4].metric(latency_label, MEASURING, help=latency_help)
     robust = points(derived["robustness_change"]) if row.unit == "%" else f"{derived['robustness_change']:+.4g}"
     cols[5].metric(f"Robust {row.label}", shown(row, pruned[f"robust_{m}"]), delta=robust,
-                   delta_color="normal" if report.higher_is_better else "inverse",
+                   delta_color="normal" if row.higher_is_better else "inverse",
                    help=HELP.get(f"robust_{m}", "") + " Delta: against the dense model"
                    + (", in percentage points." if row.unit == "%" else "."))

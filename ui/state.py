@@ -61,6 +61,7 @@ RECALIBRATE_BN = "ps_recalibrate_bn"
 VISITS = "ps_visits"  # list of plain dicts, one per distinct prune seen (ui.visits), oldest first
 VISITS_LIMIT = 200  # the oldest visit is dropped beyond this: the chart stays readable and small
 TRADEOFF_CHART = "tradeoff_chart"  # the chart's widget key: a clicked point moves the controls there
+PRUNE_JOBS_KEY = "ps_prune_jobs_key"  # random: this session's prunes supersede its own queued ones only
 
 # What the first screen shows (measured, BENCHMARKS.md "First screen: the default trade-off"):
 # mlp on digits, magnitude with one global threshold keeps 95.8% of the dense 97.5% at 70%

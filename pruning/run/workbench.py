@@ -84,6 +84,7 @@ class Workbench:
         self._baseline_metrics: dict[tuple[float, int], dict[str, float]] = {}  # by (noise sigma, batch)
         self._dense_latency: dict[int, Latency] = {}  # by latency batch: the structure timed once
         self._config = model_config_bytes(self.model)  # masks never change the architecture
+        self.base_histograms: dict[str, dict] = {}  # layers.base_histogram: the "before" half, once
         self._base_model: Optional[keras.Model] = None
         self._base_forward = None
         self.env = environment()
