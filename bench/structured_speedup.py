@@ -7,7 +7,11 @@ config rebuilt with `from_config`, new weights, no state of the surgery) are tim
 one run with the project's latency timing; speedup = dense / model median latency; ratio =
 pruned speedup / fresh speedup (goal >= 0.9, issue 11). 32x32x3 random inputs, 10 classes,
 weights=None: no downloads. "paired ratio": the median over timing rounds of fresh / pruned ms;
-"same graph": the pruned and fresh traced graphs hold the same op types and shapes in order.
+"p10 ratio": fresh p10 / pruned p10 (the least disturbed calls); "control": the dense model against
+its own rebuild, timed in the same rounds (paired, twin / dense): how far two equal models drift
+apart under this load. "same graph": the pruned and fresh traced graphs hold the same op types and
+shapes in order. `--check` times fresh before pruned in each round and adds a rebuild carrying
+the pruned weights (its paired time over pruned's: do the weights' values matter?).
 """
 from __future__ import annotations
 
@@ -63,7 +67,7 @@ def graph_signature(forward) -> list[tuple]:
             for op in graph.get_operations()]
 
 
-def rows(name: str, batches: tuple[int, ...], budget_s: float, min_calls: int) -> list[dict]:
+def rows(name: str, batches: tuple[int, ...], budget_s: float, min_calls: int, check: bool = False) -> list[dict]:
     keras.utils.set_random_seed(0)
     dense = MODELS[name](SHAPE, 10)
     values = dense.get_weights()
@@ -76,8 +80,15 @@ def rows(name: str, batches: tuple[int, ...], budget_s: float, min_calls: int) -
     fresh = keras.Model.from_config(pruned.get_config(), custom_objects=library_objects())
     if [w.shape for w in fresh.weights] != [w.shape for w in pruned.weights]:
         raise SystemExit(f"{name}: the rebuilt model's weights differ in shape from the pruned model's")
-    forwards = [make_forward(m) for m in (dense, pruned, fresh)]
-    signatures = [graph_signature(f) for f in forwards]
+    # the noise floor: the dense model against its own rebuild, two equal computations
+    twin = type(dense).from_config(dense.get_config(), custom_objects=library_objects())
+    models = [dense, pruned, fresh, twin]
+    if check:  # a rebuild that carries the pruned weights: do the weights' values matter?
+        carrier = keras.Model.from_config(pruned.get_config(), custom_objects=library_objects())
+        carrier.set_weights(pruned.get_weights())
+        models.append(carrier)
+    forwards = [make_forward(m) for m in models]
+    signatures = [graph_signature(f) for f in forwards[:3]]
     ops = [len(sig) for sig in signatures]
     # same op types and shapes in the same order: the two compute alike but for the weights' values
     same = "yes" if signatures[1] == signatures[2] else "no"
@@ -85,12 +96,18 @@ def rows(name: str, batches: tuple[int, ...], budget_s: float, min_calls: int) -
     for batch in batches:
         x = np.random.default_rng(batch).normal(size=(batch,) + SHAPE).astype(np.float32)
         # the project's timing, three forwards in turn: each ratio is same-load
-        times = _timed_calls(forwards, x, budget_s, min_calls, 200)
-        d, p, f = (Latency.of(t) for t in times)
-        # per round (dense, pruned, fresh back to back): fresh / pruned = pruned speedup / fresh speedup
-        paired = float(np.median(np.asarray(times[2]) / np.asarray(times[1])))
+        # --check: fresh before pruned in each round, so a place in the round cannot favour pruned
+        order = [0, 2, 1, 3, 4] if check else [0, 1, 2, 3]
+        timed = _timed_calls([forwards[i] for i in order], x, budget_s, min_calls, 200)
+        times = [timed[order.index(i)] for i in range(len(order))]
+        d, p, f = (Latency.of(t) for t in times[:3])
+        rounds = np.asarray(times)
+        # per round (the four back to back): fresh / pruned = pruned speedup / fresh speedup
+        paired = float(np.median(rounds[2] / rounds[1]))
+        control = float(np.median(rounds[3] / rounds[0]))
+        carried = float(np.median(rounds[4] / rounds[1])) if check else float("nan")
         out.append({"model": name, "batch": batch, "params": f"{dense.count_params():,} -> {pruned.count_params():,}",
-                    "dense_ms": d, "pruned_ms": p, "fresh_ms": f, "ops": ops, "same": same, "paired": paired,
+                    "dense_ms": d, "pruned_ms": p, "fresh_ms": f, "ops": ops, "same": same, "paired": paired, "control": control, "carried": carried,
                     "calls": d.calls, "prune_s": prune_s,
                     "pruned_speedup": d.median_ms / p.median_ms, "fresh_speedup": d.median_ms / f.median_ms})
     return out
@@ -102,24 +119,31 @@ def main() -> int:
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--budget", type=float, default=1.0, help="timing seconds per forward and batch")
     parser.add_argument("--min-calls", type=int, default=10)
+    parser.add_argument("--check", action="store_true",
+                        help="time fresh before pruned, and add a rebuild carrying the pruned weights")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     batches = tuple(int(b) for b in args.batches.split(","))
     lines = [f"device: {device_name()}; load average before: {os.getloadavg()}", "",
              "| model | params dense -> pruned | batch | dense ms (p10-p90) | pruned ms | fresh ms | "
-             "pruned speedup | fresh speedup | ratio | paired ratio | calls | graph ops dense / pruned / fresh | "
-             "same graph |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "pruned speedup | fresh speedup | **ratio** | paired ratio | p10 ratio | control | calls | "
+             "graph ops dense / pruned / fresh | same graph |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    if args.check:
+        lines[2] += " carrier / pruned (paired) |"
+        lines[3] += "---:|"
     print("\n".join(lines), flush=True)
     for name in args.models.split(","):
-        for r in rows(name, batches, args.budget, args.min_calls):
+        for r in rows(name, batches, args.budget, args.min_calls, args.check):
             d, p, f = r["dense_ms"], r["pruned_ms"], r["fresh_ms"]
             lines.append(
                 f"| {name} | {r['params']} | {r['batch']} | {d.median_ms:.2f} ({d.p10_ms:.2f}-{d.p90_ms:.2f}) | "
                 f"{p.median_ms:.2f} ({p.p10_ms:.2f}-{p.p90_ms:.2f}) | {f.median_ms:.2f} ({f.p10_ms:.2f}-{f.p90_ms:.2f}) | "
                 f"{r['pruned_speedup']:.2f}x | {r['fresh_speedup']:.2f}x | "
-                f"{r['pruned_speedup'] / r['fresh_speedup']:.2f} | {r['paired']:.2f} | {r['calls']} | "
-                f"{' / '.join(map(str, r['ops']))} | {r['same']} |")
+                f"**{r['pruned_speedup'] / r['fresh_speedup']:.2f}** | {r['paired']:.2f} | {f.p10_ms / p.p10_ms:.2f} | "
+                f"{r['control']:.2f} | {r['calls']} | "
+                f"{' / '.join(map(str, r['ops']))} | {r['same']} |"
+                + (f" {r['carried']:.2f} |" if args.check else ""))
             print(lines[-1], flush=True)
     lines.append(f"\nload average after: {os.getloadavg()}")
     print(lines[-1])
