@@ -84,6 +84,26 @@ def _wrapped_copy(model, targets: dict[str, float], schedule: Schedule, end: int
     return copy
 
 
+def _trace_once(model, x, y) -> None:
+    """Make `model.fit` trace its train step once, and without AutoGraph.
+
+    Tracing the wrapped train step (tfmot's mask-update graph in every wrapped layer) is
+    most of a short gradual run (bench/gradual_epoch.py). Variables created inside the first
+    trace (the optimizer's, the compiled loss's and metrics') make tf.function trace it
+    twice; AutoGraph's conversion of tfmot's Python about doubles each trace, and neither
+    tfmot nor tf_keras needs it (their control flow is tf.cond / smart_cond / while_loop).
+    `fit` uses a train function set after compile (see Model.make_train_function).
+    """
+    from .._keras import tf
+
+    model.optimizer.build(model.trainable_variables)
+    outputs = model(x[:1], training=False)  # the output structure; masks are all ones yet
+    model.compiled_loss.build(outputs)
+    model.compiled_metrics.build(outputs, tf.constant(y[:1]))
+    step = model.make_train_function()
+    model.train_function = tf.function(step.python_function, autograph=False, reduce_retracing=True)
+
+
 def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
     def prune(request: PruneRequest) -> PruneResult:
         import tensorflow_model_optimization as tfmot
@@ -108,6 +128,7 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
         y = as_labels(y)
         metric = "mae" if request.data.task == "regression" else "accuracy"
         model.compile(keras.optimizers.Adam(LEARNING_RATE), loss, metrics=[metric])
+        _trace_once(model, x, y)
         model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True,
                   callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), _progress_callback(request, epochs)])
         stripped = tfmot.sparsity.keras.strip_pruning(model)

@@ -12,7 +12,7 @@ from pruning.core.masks import keep_count, top_k_mask
 from pruning.core.prunable import find_prunable
 from pruning.errors import BadInput
 from pruning.methods import METHODS, PruneRequest
-from pruning.methods.gradual import schedule_steps
+from pruning.methods.gradual import _trace_once, _wrapped_copy, polynomial, schedule_steps
 from pruning.methods.lamp import lamp_scores
 from pruning.methods.taylor import taylor_scores
 from pruning.model.baselines import weights_checksum
@@ -150,6 +150,32 @@ def test_gradual_reaches_exact_sparsity_and_keeps_zeros_while_fine_tuning():
         kept = w != 0
         assert not np.allclose(w[kept], weights[key][kept])  # the survivors were fine-tuned
     assert "until step 6" in result.notes[0]
+
+
+def test_gradual_traces_its_train_step_once_and_trains_alike():
+    # variables created inside the first traced step make tf.function trace it twice, and
+    # the wrapped step (tfmot's mask updates) is the costly one to trace (bench/gradual_epoch.py)
+    import tensorflow_model_optimization as tfmot
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([L.Input((4,)), L.Dense(6, name="hidden"), L.Dense(2, name="out")])
+    x = np.random.default_rng(4).normal(size=(32, 4)).astype(np.float32)
+    y = np.arange(32) % 2
+    traces, trained = [], []
+    for prepared in (False, True):
+        wrapped = _wrapped_copy(model, {"hidden": 0.5}, polynomial, 2, 1)
+        wrapped.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        metrics=["accuracy"])
+        if prepared:
+            _trace_once(wrapped, x, y)
+        wrapped.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False,
+                    callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        traces.append(wrapped.train_function.experimental_get_tracing_count())
+        trained.append(tfmot.sparsity.keras.strip_pruning(wrapped).get_weights())
+    assert traces == [2, 1]
+    assert int((trained[1][0] == 0).sum()) == 24 - keep_count(24, 0.5)  # masks updated at steps 0-2
+    for before, after in zip(*trained):
+        np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("module", ["lamp", "nm", "filters", "gradual"])
