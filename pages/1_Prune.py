@@ -123,6 +123,7 @@ def prune_view(model_ref, data_ref, baseline, presenting: bool) -> None:
     method_name, height, key = report.method, chart_height(presenting), spec.to_json()
 
     cards.pruned_cards(report)
+    cards.resource_cards(report.baseline, report.pruned, report.task)
     st.caption(cards.dense_latency_note(report, baseline.metrics["latency_ms"]))
     show_tradeoff(report, presenting)
     for note in report.notes:

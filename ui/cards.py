@@ -27,6 +27,12 @@ HELP = {
     "train_mae": "MAE on (up to 2,000 samples of) the training split; the gap to test MAE shows over-fitting.",
     "robust_mae": "Test MAE with Gaussian noise added to the inputs (sigma in the spec, default 0.1).",
     "sparsity": "Fraction of zeros among the prunable weights the target applies to, counted in the pruned model.",
+    "memory_bytes": ("Inference memory of one sample: the weights as held in memory (float32; masked zeros are "
+                     "still stored, so masks save none) plus the peak live activations, read off the Keras graph "
+                     "on every move (no TFLite conversion; the Runs page's Deploy measures each TFLite file too)."),
+    "per_mflop": ("The headline metric per effective MFLOP: per million multiply-accumulates with a nonzero weight, "
+                  "per sample. The seed's efficiency figure; the delta is its change against the dense model."),
+    "per_mb": "The headline metric per MB (1e6 bytes) of inference memory; the delta is its change against the dense model.",
 }
 
 
@@ -101,6 +107,32 @@ def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> No
     bottom[1].metric("gzip size", human_bytes(metrics["gzip_bytes"]), help=HELP["gzip_bytes"])
     bottom[2].metric(LOAD_LATENCY_LABEL, f"{metrics['latency_ms']:.2f} ms",
                      help=HELP["latency_ms"] + " " + LOAD_LATENCY_HELP)
+
+
+def resource_cards(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str = "multiclass") -> None:
+    """Inference memory and efficiency, pruned against dense: a row of cards beside `pruned_cards`.
+
+    Takes plain metric dicts (a report's, or its evaluated view's: every figure here is measured in
+    the evaluate phase), so the row can show before sizes and latency arrive.
+    """
+    row = get_task(task)
+    m = row.metric
+    if "memory_bytes" not in pruned:  # a report stored before memory was measured
+        return
+    cols = st.columns(6)
+    change = pruned["memory_bytes"] / baseline["memory_bytes"] - 1.0 if baseline.get("memory_bytes") else float("nan")
+    cols[0].metric("Inference memory", human_bytes(pruned["memory_bytes"]),
+                   delta=f"{percent(change)} of {human_bytes(baseline['memory_bytes'])}", delta_color="inverse",
+                   help=HELP["memory_bytes"])
+    for col, key, title, help_key in ((cols[1], f"{m}_per_mflop", f"{row.label} per MFLOP", "per_mflop"),
+                                      (cols[2], f"{m}_per_mb", f"{row.label} per MB", "per_mb")):
+        value, dense = pruned.get(key, float("nan")), baseline.get(key, float("nan"))
+        gain = value / dense if dense else float("nan")
+        col.metric(title, "n/a" if math.isnan(value) else f"{value:.4g}",
+                   delta="n/a" if math.isnan(gain) else f"{percent(gain - 1.0)} vs dense ({gain:.2f}x)",
+                   delta_color="off" if math.isnan(gain) or not row.higher_is_better else "normal",
+                   help=HELP[help_key] + ("" if row.higher_is_better else
+                                          f" {row.label} is lower-is-better: a larger figure here is not better."))
 
 
 def pruned_cards(report: PruneReport) -> None:
