@@ -65,7 +65,7 @@ def test_prune_deploy_download_and_check_the_int8_model(page, app_url, app_home,
     # the waterfall: six bars, each with its size and its accuracy
     waterfall = page.locator('[data-testid="stPlotlyChart"]').last
     waterfall.locator("text.bartext").first.wait_for(timeout=30_000)
-    bars = waterfall.locator("text.bartext").all_inner_texts()
+    bars = waterfall.locator("text.bartext").evaluate_all("els => els.map(e => e.textContent)")  # SVG text
     assert len(bars) == 6 and all(re.fullmatch(r"[\d,.]+ KB · \d+\.\d%", b.strip()) for b in bars), bars
 
     with page.expect_download() as download:
