@@ -190,6 +190,16 @@ if run.kind == "prune" and run.status == "completed":
                    f"{task.format(summary['pruned'][task.metric])}), keeps {int8['sparsity']:.1%} zeros "
                    f"in its weight tensors, and is {summary['derived']['int8_gzip_size_ratio']:.1f}x smaller "
                    "than the dense .keras once gzipped.")
+        other = summary.get("int8_other_encoding")
+        if other:  # the same int8 model in the other encoding: which is smaller depends on the model
+            pick = min((int8, other), key=lambda r: r["gzip_bytes"])
+            st.caption(f"Both int8 encodings, gzipped: {int8['artifact']} {int8['gzip_bytes']:,} bytes, "
+                       f"{other['artifact']} {other['gzip_bytes']:,} bytes: the smaller download is "
+                       f"**{pick['artifact']}**. In memory: {int8['memory_bytes']:,} vs {other['memory_bytes']:,} bytes.")
+            st.download_button(f"TFLite int8, {other['artifact'][12:]} (.tflite)",
+                               data=backend.read_bytes(rows[other["artifact"]]["path"]),
+                               file_name=f"{stem}-int8-{other['artifact'][12:].replace(' ', '-')}.tflite",
+                               mime="application/octet-stream", key="download_tflite_int8_other")
         percent = {task.metric: st.column_config.NumberColumn(format="percent")} if task.unit == "%" else {}
         st.dataframe(backend.deploy_frame(summary), hide_index=True, width="stretch", key="deploy_table",
                      column_config={**percent, "sparsity": st.column_config.NumberColumn(format="percent")})

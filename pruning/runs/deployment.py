@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from ..measure.tasks import Head
 
 FILES = {"pruned float32": "model-float32.tflite", "pruned int8": "model-int8.tflite",
-         "pruned int8 PQAT": "model-int8-pqat.tflite", "dense float32": "dense-float32.tflite"}
+         "pruned int8 PQAT": "model-int8-pqat.tflite", "dense float32": "dense-float32.tflite",
+         "pruned int8 zeros stored": "model-int8-plain.tflite", "pruned int8 sparse-encoded": "model-int8-sparse.tflite"}
+
+
+def other_encoding(sparse_encoding: bool) -> str:
+    """The artifact that holds the pruned int8 model in the encoding the options did not ask for: which
+    of the two is smaller depends on the model (the indices of a sparse tensor compress worse than zeros)."""
+    return "pruned int8 zeros stored" if sparse_encoding else "pruned int8 sparse-encoded"
 
 
 def deployed_path(artifact: str | Path, name: str) -> Path:
@@ -109,7 +116,9 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
                  on_progress: Optional[ProgressFn] = None) -> DeployReport:
     """Convert the pruned model at `artifact` (and its dense baseline) to TFLite and measure them.
 
-    Writes FILES beside `artifact`. float32 and int8 both carry EXPERIMENTAL_SPARSITY; int8 is
+    Writes FILES beside `artifact`. float32 and int8 carry EXPERIMENTAL_SPARSITY (unless
+    `options.sparse_encoding` is off), and the int8 model is also converted in the other
+    encoding (`other_encoding`), so the waterfall shows which is smaller; int8 is
     full-integer (weights and activations), calibrated on `options.representative_samples`
     train-split samples, with a float (default) or int8 interface; a regression head keeps a
     float32 output under an int8 interface (int8 input, float32 output: its values are not
@@ -159,22 +168,24 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
         keras_rows.append({"model": name, **head.score(outputs[name], y_test), "params": params, "zeros": zeros,
                            "weights": weights, "weight_bytes": 4 * params, "latency_ms": ms, "latency_p90_ms": p90})
 
-    steps = [("dense float32", "float32", dense, "dense"), ("pruned float32", "float32", pruned, "pruned"),
-             ("pruned int8", "int8", pruned, "pruned")]
+    sparse = options.sparse_encoding
+    steps = [("dense float32", "float32", dense, "dense", sparse), ("pruned float32", "float32", pruned, "pruned", sparse),
+             ("pruned int8", "int8", pruned, "pruned", sparse),
+             (other_encoding(sparse), "int8", pruned, "pruned", not sparse)]
     if options.pqat_epochs:
         progress(0.15, f"PQAT: {options.pqat_epochs} epochs of sparsity-preserving quantization-aware training")
         start = time.perf_counter()
         qat = pqat_model(pruned, dataset.x_train, head.training_labels(dataset.y_train), options.pqat_epochs,
                          options.seed, lambda f, m: progress(0.15 + 0.2 * f, m), loss=head.keras_loss())
         timing["pqat"] = time.perf_counter() - start
-        steps.append(("pruned int8 PQAT", "int8", qat, "pruned"))
+        steps.append(("pruned int8 PQAT", "int8", qat, "pruned", sparse))
     rows = []
-    for i, (name, quantization, model, source) in enumerate(steps):
+    for i, (name, quantization, model, source, encoded) in enumerate(steps):
         progress(0.35 + 0.6 * i / len(steps), f"converting and measuring {name} (TFLite interpreter)")
         start = time.perf_counter()
         flatbuffer = convert_tflite(model, quantization, samples if quantization == "int8" else None,
                                     options.interface if quantization == "int8" else "float",
-                                    sparsity=options.sparse_encoding, float_output=float_output)
+                                    sparsity=encoded, float_output=float_output)
         timing[f"convert {name}"] = time.perf_counter() - start
         start = time.perf_counter()
         row = _tflite_row(name, quantization, flatbuffer, outputs[source], x_test, y_test, batch, threads,

@@ -109,7 +109,8 @@ def test_manage_and_export_a_run(recorded):
     assert {"TFLite float32 (.tflite)", "TFLite int8 (.tflite)"} <= {b.label for b in at.get("download_button")}
     waterfall = charts_by_title(at)["Model size, step by step (and accuracy)"]["data"][0]
     assert waterfall["x"] == ["dense .keras", "pruned .keras", "pruned .keras gzip", "TFLite float32",
-                              "TFLite int8", "TFLite int8 gzip"]
+                              "TFLite int8", "TFLite int8 gzip", "TFLite int8 zeros stored",
+                              "TFLite int8 zeros stored gzip"]
     assert waterfall["text"][4].endswith(f" · {lite['pruned int8']['accuracy']:.1%}")
 
     at.button(key="run_report").click().run()

@@ -62,11 +62,11 @@ def test_prune_deploy_download_and_check_the_int8_model(page, app_url, app_home,
     shown = re.search(r"int8 \(interface: float\) scores accuracy (\d+\.\d\d)% under the TFLite interpreter", success)
     assert shown, success
 
-    # the waterfall: six bars, each with its size and its accuracy
+    # the waterfall: eight bars (both int8 encodings), each with its size and its accuracy
     waterfall = page.locator('[data-testid="stPlotlyChart"]').last
     waterfall.locator("text.bartext").first.wait_for(timeout=30_000)
     bars = waterfall.locator("text.bartext").evaluate_all("els => els.map(e => e.textContent)")  # SVG text
-    assert len(bars) == 6 and all(re.fullmatch(r"[\d,.]+ KB · \d+\.\d%", b.strip()) for b in bars), bars
+    assert len(bars) == 8 and all(re.fullmatch(r"[\d,.]+ KB · \d+\.\d%", b.strip()) for b in bars), bars
 
     with page.expect_download() as download:
         page.get_by_role("button", name="TFLite int8 (.tflite)").click()

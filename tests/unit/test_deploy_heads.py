@@ -82,8 +82,8 @@ def test_regression_int8_keeps_a_float_output_and_its_waterfall_shows_mae(tmp_pa
     assert int8["agreement"] is None  # no decisions to agree on: max_abs_diff says how close
     assert int8["max_abs_diff"] > 0
     stages = export.size_waterfall(store.get(run_id), deploy=report)
-    assert list(stages.columns) == ["stage", "bytes", "change", "ratio", "mae", "measured_by"]
-    assert stages["mae"].notna().all() and len(stages) == 6
+    assert list(stages.columns) == ["stage", "bytes", "change", "ratio", "mae", "measured_by", "measure"]
+    assert stages["mae"].notna().all() and len(stages) == 8  # both int8 encodings
     assert stages["mae"].iloc[4] == int8["mae"] == stages["mae"].iloc[5]
     text = waterfall_figure(stages).data[0].text
     assert text[4].endswith(f"mae {int8['mae']:.4g}")
