@@ -119,18 +119,25 @@ def resource_cards(baseline: Mapping[str, float], pruned: Mapping[str, float], t
     m = row.metric
     if "memory_bytes" not in pruned:  # a report stored before memory was measured
         return
+
+    def given(value) -> bool:  # NaN in process, None once it crossed as JSON: not measured
+        return value is not None and not (isinstance(value, float) and math.isnan(value))
+
     cols = st.columns(6)
-    change = pruned["memory_bytes"] / baseline["memory_bytes"] - 1.0 if baseline.get("memory_bytes") else float("nan")
-    cols[0].metric("Inference memory", human_bytes(pruned["memory_bytes"]),
-                   delta=f"{percent(change)} of {human_bytes(baseline['memory_bytes'])}", delta_color="inverse",
-                   help=HELP["memory_bytes"])
+    memory, dense_memory = pruned["memory_bytes"], baseline.get("memory_bytes")
+    if given(memory) and given(dense_memory) and dense_memory:
+        cols[0].metric("Inference memory", human_bytes(memory),
+                       delta=f"{percent(memory / dense_memory - 1.0)} of {human_bytes(dense_memory)}",
+                       delta_color="inverse", help=HELP["memory_bytes"])
+    else:  # a model with no graph to read its activations off (a subclassed one)
+        cols[0].metric("Inference memory", "n/a", help=HELP["memory_bytes"])
     for col, key, title, help_key in ((cols[1], f"{m}_per_mflop", f"{row.label} per MFLOP", "per_mflop"),
                                       (cols[2], f"{m}_per_mb", f"{row.label} per MB", "per_mb")):
-        value, dense = pruned.get(key, float("nan")), baseline.get(key, float("nan"))
-        gain = value / dense if dense else float("nan")
-        col.metric(title, "n/a" if math.isnan(value) else f"{value:.4g}",
-                   delta="n/a" if math.isnan(gain) else f"{percent(gain - 1.0)} vs dense ({gain:.2f}x)",
-                   delta_color="off" if math.isnan(gain) or not row.higher_is_better else "normal",
+        value, dense = pruned.get(key), baseline.get(key)
+        gain = value / dense if given(value) and given(dense) and dense else None
+        col.metric(title, f"{value:.4g}" if given(value) else "n/a",
+                   delta=None if gain is None else f"{percent(gain - 1.0)} vs dense ({gain:.2f}x)",
+                   delta_color="off" if gain is None or not row.higher_is_better else "normal",
                    help=HELP[help_key] + ("" if row.higher_is_better else
                                           f" {row.label} is lower-is-better: a larger figure here is not better."))
 

@@ -5,12 +5,13 @@ Cheap (a config walk, no TFLite, no call): what the Prune page and sweeps measur
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .._keras import keras
 from ..core.graph_config import functional_config, node_refs
+from ..errors import BadInput
 
 # Layers that are the identity at inference: their output is their input, no new buffer.
 IDENTITY_LAYERS = ("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
@@ -94,11 +95,23 @@ def activation_bytes(model: keras.Model) -> int:
     return int(peak)
 
 
+def graph_activation_bytes(model: keras.Model) -> Optional[int]:
+    """`activation_bytes`, or None for a model with no graph to read (a subclassed one): its memory
+    is then not measured rather than its prune refused."""
+    try:
+        return activation_bytes(model)
+    except BadInput:
+        return None
+
+
 def weight_bytes(weights: Sequence[np.ndarray]) -> int:
     """Bytes of every weight tensor as held in memory (zeros of a mask included: kernels stay dense)."""
     return int(sum(np.asarray(w).nbytes for w in weights))
 
 
-def memory_metrics(weights: Sequence[np.ndarray], activations: int) -> dict[str, int]:
-    """`activation_bytes` and `memory_bytes` (weights as held + peak activations of one sample)."""
+def memory_metrics(weights: Sequence[np.ndarray], activations: Optional[int]) -> dict[str, float]:
+    """`activation_bytes` and `memory_bytes` (weights as held + peak activations of one sample);
+    both NaN where the activations could not be read (`graph_activation_bytes` gave None)."""
+    if activations is None:
+        return {"activation_bytes": float("nan"), "memory_bytes": float("nan")}
     return {"activation_bytes": int(activations), "memory_bytes": weight_bytes(weights) + int(activations)}

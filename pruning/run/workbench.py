@@ -25,7 +25,7 @@ from ..measure.metrics import (
     model_config_bytes,
     predict,
 )
-from ..measure.memory import activation_bytes, memory_metrics
+from ..measure.memory import graph_activation_bytes, memory_metrics
 from ..measure.tasks import Head, bootstrap_interval, detect_head, prepare_labels
 from ..measure.training import train_masked
 from ..methods import PruneRequest
@@ -80,7 +80,7 @@ class Workbench:
         self._state = BASE
         self.forward = make_forward(self.model)
         self.macs = layer_macs(self.model)
-        self.activations = activation_bytes(self.model)  # masks never change a tensor's shape
+        self.activations = graph_activation_bytes(self.model)  # masks never change a tensor's shape
         self._noise: dict[float, np.ndarray] = {}
         self._train_x, self._train_y = self._train_subset(seed)
         self._baseline_metrics: dict[tuple[float, int], dict[str, float]] = {}  # by (noise sigma, batch)
@@ -191,7 +191,7 @@ class Workbench:
             "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
             "flops": count_flops(macs),
             "effective_flops": count_flops(macs, density),
-            **memory_metrics(weights, self.activations if model is None else activation_bytes(model)),
+            **memory_metrics(weights, self.activations if model is None else graph_activation_bytes(model)),
         }
 
     def sizes(self, weights: list[np.ndarray], model: Optional[keras.Model] = None) -> dict[str, float]:

@@ -93,3 +93,37 @@ def test_prune_json_has_memory_and_efficiency(tiny_refs, tiny_model_file, tiny_n
     assert result["derived"]["memory_reduction"] == 0.0
     assert result["derived"]["efficiency_gain"] == pytest.approx(
         result["pruned"]["accuracy_per_mflop"] / result["baseline"]["accuracy_per_mflop"], rel=1e-12)
+
+
+def test_a_model_with_no_graph_gets_no_memory_figure_not_a_refusal():
+    import numpy as np
+
+    from pruning._keras import keras
+    from pruning.measure.memory import graph_activation_bytes, memory_metrics
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Subclassed()
+    model(np.zeros((1, 4), np.float32))
+    assert graph_activation_bytes(model) is None
+    figures = memory_metrics(model.get_weights(), None)
+    assert math.isnan(figures["memory_bytes"]) and math.isnan(figures["activation_bytes"])
+    assert memory_metrics([np.zeros((4, 3), np.float32)], 40) == {"activation_bytes": 40, "memory_bytes": 88}
+
+
+def test_cli_sweep_json_rows_have_memory_and_efficiency(tiny_model_file, tiny_npz, capsys):
+    code = main(["sweep", "--model", str(tiny_model_file), "--dataset", str(tiny_npz), "--methods", "magnitude",
+                 "--rates", "0,0.5", "--format", "json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [row["memory_bytes"] for row in result["rows"]] == [5872, 5872]
+    assert [row["memory_reduction"] for row in result["rows"]] == [0.0, 0.0]
+    for row in result["rows"]:
+        assert row["accuracy_per_mflop"] == row["accuracy"] / (row["effective_flops"] / 1e6)
+    assert result["baseline"]["memory_bytes"] == 5872
