@@ -23,13 +23,16 @@ if TYPE_CHECKING:
 
 FILES = {"pruned float32": "model-float32.tflite", "pruned int8": "model-int8.tflite",
          "pruned int8 PQAT": "model-int8-pqat.tflite", "dense float32": "dense-float32.tflite",
-         "pruned int8 zeros stored": "model-int8-plain.tflite", "pruned int8 sparse-encoded": "model-int8-sparse.tflite"}
+         "pruned int8 zeros stored": "model-int8-plain.tflite", "pruned int8 sparse-encoded": "model-int8-sparse.tflite",
+         "pruned int8 PQAT zeros stored": "model-int8-pqat-plain.tflite",
+         "pruned int8 PQAT sparse-encoded": "model-int8-pqat-sparse.tflite"}
+ENCODINGS = (" zeros stored", " sparse-encoded")  # how an artifact in the other int8 encoding is named
 
 
-def other_encoding(sparse_encoding: bool) -> str:
-    """The artifact that holds the pruned int8 model in the encoding the options did not ask for: which
-    of the two is smaller depends on the model (the indices of a sparse tensor compress worse than zeros)."""
-    return "pruned int8 zeros stored" if sparse_encoding else "pruned int8 sparse-encoded"
+def other_encoding(int8: str, sparse_encoding: bool) -> str:
+    """The artifact that holds int8 artifact `int8` (post-training or PQAT) in the encoding the options
+    did not ask for: which is smaller depends on the model (sparse indices compress worse than zeros)."""
+    return int8 + ENCODINGS[0 if sparse_encoding else 1]
 
 
 def deployed_path(artifact: str | Path, name: str) -> Path:
@@ -170,8 +173,7 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
 
     sparse = options.sparse_encoding
     steps = [("dense float32", "float32", dense, "dense", sparse), ("pruned float32", "float32", pruned, "pruned", sparse),
-             ("pruned int8", "int8", pruned, "pruned", sparse),
-             (other_encoding(sparse), "int8", pruned, "pruned", not sparse)]
+             ("pruned int8", "int8", pruned, "pruned", sparse)]
     if options.pqat_epochs:
         progress(0.15, f"PQAT: {options.pqat_epochs} epochs of sparsity-preserving quantization-aware training")
         start = time.perf_counter()
@@ -179,6 +181,8 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
                          options.seed, lambda f, m: progress(0.15 + 0.2 * f, m), loss=head.keras_loss())
         timing["pqat"] = time.perf_counter() - start
         steps.append(("pruned int8 PQAT", "int8", qat, "pruned", sparse))
+    offered = steps[-1]  # the int8 file export offers (PQAT where made), also in the other encoding
+    steps.append((other_encoding(offered[0], sparse), "int8", offered[2], "pruned", not sparse))
     rows = []
     for i, (name, quantization, model, source, encoded) in enumerate(steps):
         progress(0.35 + 0.6 * i / len(steps), f"converting and measuring {name} (TFLite interpreter)")

@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import BadInput
 from ..paths import write_atomic
 from ..specs import DeploySpec, PruneSpec, file_sha256
-from .deployment import gzip_size
+from .deployment import ENCODINGS, gzip_size
 from .store import Run, RunStore
 
 AGREEMENT_MIN = 0.999  # TFLite must give the same class as Keras on this share of test samples
@@ -228,6 +228,11 @@ def int8_artifact(deploy: dict[str, Any]) -> dict[str, Any]:
     return rows.get("pruned int8 PQAT") or rows["pruned int8"]
 
 
+def other_int8(deploy: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The offered int8 file in the other encoding (deployment.other_encoding); None in older reports."""
+    return next((r for r in deploy["artifacts"] if r["artifact"].endswith(ENCODINGS)), None)
+
+
 def export_tflite_int8(run: Run, out: str | Path, store: Optional[RunStore] = None,
                        options: DeploySpec = DeploySpec()) -> dict[str, Any]:
     """The full-integer int8 TFLite model (and the whole deploy report, kept in the run's details).
@@ -297,7 +302,7 @@ def deploy_summary(run: Run, deploy: dict[str, Any]) -> dict[str, Any]:
         "tflite_int8_speedup_1t": ratio(artifacts["dense float32"]["latency_1t_ms"], int8["latency_1t_ms"]),
         "tflite_int8_speedup_all": ratio(artifacts["dense float32"]["latency_all_ms"], int8["latency_all_ms"]),
     }
-    other = next((r for r in deploy["artifacts"] if r["artifact"] in ALTERNATIVES), None)
+    other = other_int8(deploy)
     other_side = None if other is None else {k: other.get(k) for k in ("artifact", metric, "bytes", "gzip_bytes",
                                                                        "memory_bytes", "sparse_encoded_tensors")}
     return {"run_id": run.id, "metric": metric, "interface": deploy["interface"], "threads": deploy["threads"],
@@ -308,8 +313,6 @@ def deploy_summary(run: Run, deploy: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- sizes ----------------------------------------------------------------------------------
-# the int8 model in the encoding the options did not pick (deployment.other_encoding)
-ALTERNATIVES = ("pruned int8 zeros stored", "pruned int8 sparse-encoded")
 OTHER_ENCODING = "tflite interpreter, the other int8 encoding"
 
 
@@ -350,7 +353,7 @@ def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None,
                    (f"TFLite {int8['artifact'][7:]}", int8["bytes"], int8.get(metric), "tflite interpreter"),
                    (f"TFLite {int8['artifact'][7:]} gzip", int8["gzip_bytes"], int8.get(metric),
                     "same bytes as the int8 file")]
-        other = next((r for r in deploy["artifacts"] if r["artifact"] in ALTERNATIVES), None)
+        other = other_int8(deploy)
         if other is not None:  # the same int8 model in the other encoding: a second branch off float32
             stages += [(f"TFLite {other['artifact'][7:]}", other["bytes"], other.get(metric), OTHER_ENCODING),
                        (f"TFLite {other['artifact'][7:]} gzip", other["gzip_bytes"], other.get(metric),

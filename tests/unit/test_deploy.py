@@ -191,5 +191,7 @@ def test_pqat_keeps_every_zero_through_int8(deployed):
     assert pqat["zeros"] == keras_rows["pruned"]["zeros"]  # Default8BitPrunePreserveQuantizeScheme
     assert make_interpreter(open(pqat["path"], "rb").read()).get_input_details()[0]["dtype"] == np.float32
     stages = export.size_waterfall(run, deploy=report)["stage"].tolist()
-    assert stages[-2:] == ["TFLite int8 PQAT", "TFLite int8 PQAT gzip"]
+    assert stages[-4:] == ["TFLite int8 PQAT", "TFLite int8 PQAT gzip", "TFLite int8 PQAT zeros stored",
+                           "TFLite int8 PQAT zeros stored gzip"]
+    assert rows["pruned int8 PQAT zeros stored"]["zeros"] == pqat["zeros"]  # the same PQAT model, zeros stored
     assert export.int8_artifact(report)["artifact"] == "pruned int8 PQAT"
