@@ -127,6 +127,7 @@ def await_report(spec: PruneSpec, bar, slot, task: str) -> Optional[PruneReport]
         if job.view is not None and not shown:
             with slot.container():
                 cards.evaluated_cards(job.view, task)
+                cards.resource_cards(job.view["baseline"], job.view["pruned"], task)
             shown = True
         waited = time.monotonic() - job.started
         if waited > prune_jobs.STREAM_WAIT_S:
@@ -164,6 +165,7 @@ def prune_view(model_ref, data_ref, baseline, presenting: bool) -> None:
 
     with slot.container():
         cards.pruned_cards(report)
+        cards.resource_cards(report.baseline, report.pruned, report.task)
     st.caption(cards.dense_latency_note(report, baseline.metrics["latency_ms"]))
     show_tradeoff(report, presenting)
     for note in report.notes:

@@ -182,18 +182,30 @@ if run.kind == "prune" and run.status == "completed":
         ex[3].download_button("TFLite int8 (.tflite)", data=backend.read_bytes(rows[int8["artifact"]]["path"]),
                               file_name=f"{stem}-int8.tflite", mime="application/octet-stream",
                               key="download_tflite_int8")
-        lite = rows["pruned float32"]
-        st.success(f"TFLite float32 agrees with Keras on {lite['agreement']:.2%} of the test predictions; "
-                   f"int8 ({summary['interface']} input/output) scores {int8['accuracy']:.2%} under the TFLite "
-                   f"interpreter (Keras {summary['pruned']['accuracy']:.2%}), keeps {int8['sparsity']:.1%} zeros "
+        lite, task = rows["pruned float32"], run.task
+        close = (f"agrees with Keras on {lite['agreement']:.2%} of the test decisions" if lite["agreement"] is not None
+                 else f"is within {lite['max_abs_diff']:.2g} of Keras' outputs")
+        st.success(f"TFLite float32 {close}; int8 (interface: {summary['interface']}) scores {task.label} "
+                   f"{task.format(int8[task.metric])} under the TFLite interpreter (Keras "
+                   f"{task.format(summary['pruned'][task.metric])}), keeps {int8['sparsity']:.1%} zeros "
                    f"in its weight tensors, and is {summary['derived']['int8_gzip_size_ratio']:.1f}x smaller "
                    "than the dense .keras once gzipped.")
+        other = summary.get("int8_other_encoding")
+        if other:  # the same int8 model in the other encoding: which is smaller depends on the model
+            pick = min((int8, other), key=lambda r: r["gzip_bytes"])
+            st.caption(f"Both int8 encodings, gzipped: {int8['artifact']} {int8['gzip_bytes']:,} bytes, "
+                       f"{other['artifact']} {other['gzip_bytes']:,} bytes: the smaller download is "
+                       f"**{pick['artifact']}**. In memory: {int8['memory_bytes']:,} vs {other['memory_bytes']:,} bytes.")
+            st.download_button(f"TFLite int8, {other['artifact'][12:]} (.tflite)",
+                               data=backend.read_bytes(rows[other["artifact"]]["path"]),
+                               file_name=f"{stem}-int8-{other['artifact'][12:].replace(' ', '-')}.tflite",
+                               mime="application/octet-stream", key="download_tflite_int8_other")
+        percent = {task.metric: st.column_config.NumberColumn(format="percent")} if task.unit == "%" else {}
         st.dataframe(backend.deploy_frame(summary), hide_index=True, width="stretch", key="deploy_table",
-                     column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
-                                    "sparsity": st.column_config.NumberColumn(format="percent")})
+                     column_config={**percent, "sparsity": st.column_config.NumberColumn(format="percent")})
         st.caption(f"Latency per batch of {summary['latency_batch']} (TFLite: XNNPACK, 1 and {summary['threads']} "
                    "threads). Memory: weights as stored + peak live activations of one sample. Efficiency: "
-                   "accuracy per effective MFLOP.")
+                   f"{task.label} per effective MFLOP and per MB of memory.")
     st.plotly_chart(charts.size_waterfall_figure(backend.size_stages(run.id)), key="size_waterfall")
 if run.status == "completed":
     if st.button("Build HTML report", key="run_report",

@@ -32,13 +32,35 @@ MEASURED_KEYS = ("size_bytes", "gzip_bytes", "latency_ms", "latency_p10_ms", "la
 # `metric_change`: how much worse the headline metric got, in its units, whatever its
 # direction (accuracy: baseline - pruned; MAE: pruned - baseline); negative: it improved.
 DERIVED_KEYS = ("accuracy_loss", "metric_change", "parameter_reduction", "speedup", "size_reduction",
-                "flops_reduction", "robustness_change")
+                "flops_reduction", "memory_reduction", "efficiency_gain", "robustness_change")
 SIZE_KEYS = METRIC_KEYS[4:]  # params ... latency_p90_ms: the same for every task
 
 
+def efficiency_keys(task: str = "multiclass") -> tuple[str, ...]:
+    """The efficiency figures of `task`: its headline metric per effective MFLOP and per MB of memory."""
+    metric = get_task(task).metric
+    return f"{metric}_per_mflop", f"{metric}_per_mb"
+
+
 def metric_keys(task: str = "multiclass") -> tuple[str, ...]:
-    """The metric keys of DESIGN §5 for `task`: METRIC_KEYS for multi-class classifiers."""
-    return get_task(task).metric_keys + SIZE_KEYS
+    """The metric keys of DESIGN §5 for `task`: METRIC_KEYS, then the efficiency figures."""
+    return get_task(task).metric_keys + SIZE_KEYS + efficiency_keys(task)
+
+
+def efficiency(metrics: Mapping[str, float], metric: str) -> dict[str, float]:
+    """The headline metric per effective MFLOP (million nonzero-weight MACs per sample) and per MB
+    (1e6 bytes) of `memory_bytes`: the seed's efficiency figure, from measured metrics alone.
+
+    For a lower-is-better metric (MAE) a larger figure is not better: compare `metric_change`.
+
+    >>> efficiency({"accuracy": 0.9, "effective_flops": 2_000_000, "memory_bytes": 500_000}, "accuracy")
+    {'accuracy_per_mflop': 0.45, 'accuracy_per_mb': 1.8}
+    """
+    def per(amount: float) -> float:
+        return float(metrics[metric] / (amount / 1e6)) if amount else float("nan")
+
+    return {f"{metric}_per_mflop": per(metrics["effective_flops"]),
+            f"{metric}_per_mb": per(metrics.get("memory_bytes", 0))}
 
 
 def derived_keys(task: str = "multiclass") -> tuple[str, ...]:
@@ -180,7 +202,7 @@ def derive(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str
         return float(num / den) if den else float("nan")
 
     row = get_task(task)
-    metric = row.metric
+    metric, nan = row.metric, float("nan")
     accuracy = {"accuracy_loss": baseline["accuracy"] - pruned["accuracy"]} if metric == "accuracy" else {}
     return accuracy | {
         "metric_change": row.change(baseline[metric], pruned[metric]),
@@ -188,6 +210,9 @@ def derive(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str
         "speedup": ratio(baseline["latency_ms"], pruned["latency_ms"]),
         "size_reduction": 1.0 - ratio(pruned["gzip_bytes"], baseline["gzip_bytes"]),
         "flops_reduction": 1.0 - ratio(pruned["effective_flops"], baseline["effective_flops"]),
+        # runs stored before memory was measured have neither figure: NaN, not a KeyError
+        "memory_reduction": 1.0 - ratio(pruned.get("memory_bytes", nan), baseline.get("memory_bytes", nan)),
+        "efficiency_gain": ratio(pruned.get(f"{metric}_per_mflop", nan), baseline.get(f"{metric}_per_mflop", nan)),
         # in the metric's units, pruned minus baseline: for MAE a positive change is worse
         "robustness_change": pruned[f"robust_{metric}"] - baseline[f"robust_{metric}"],
     }

@@ -32,6 +32,8 @@ METRIC_KEYS = (
     "nonzero_params",
     "flops",
     "effective_flops",
+    "activation_bytes",
+    "memory_bytes",
     "size_bytes",
     "gzip_bytes",
     "latency_ms",

@@ -24,6 +24,10 @@ TABLE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("nonzero params (M)", "nonzero_params", lambda v: f"{v / 1e6:.4f}"),
     ("gzip size (MB)", "gzip_bytes", lambda v: f"{v / 1e6:.3f}"),
     ("FLOPs reduction", "flops_reduction", lambda v: f"{v:.1%}"),
+    # measure.memory: weights as held + graph-measured peak activations of one sample
+    ("memory (MB)", "memory_bytes", lambda v: f"{v / 1e6:.3f}"),
+    ("accuracy per MFLOP", "accuracy_per_mflop", lambda v: f"{v:.4g}"),
+    ("accuracy per MB", "accuracy_per_mb", lambda v: f"{v:.4g}"),
     ("robust accuracy", "robust_accuracy", lambda v: f"{v:.2%}"),
     ("train accuracy", "train_accuracy", lambda v: f"{v:.2%}"),
 )
@@ -60,6 +64,8 @@ def table_columns(task: str = "multiclass") -> tuple[tuple[str, str, Callable[[A
     swap = {"accuracy": (f"test {name}", m, number), "accuracy_loss": (f"{name} change (+ worse)", "metric_change",
                                                                         lambda v: f"{v:+.4g}"),
             "robust_accuracy": (f"robust {name}", f"robust_{m}", number),
+            "accuracy_per_mflop": (f"{name} per MFLOP", f"{m}_per_mflop", number),
+            "accuracy_per_mb": (f"{name} per MB", f"{m}_per_mb", number),
             "train_accuracy": (f"train {name}", f"train_{m}", number)}
     return tuple(swap.get(key, (title, key, fmt)) for title, key, fmt in TABLE_COLUMNS)
 

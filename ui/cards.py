@@ -30,6 +30,12 @@ HELP = {
     "train_mae": "MAE on (up to 2,000 samples of) the training split; the gap to test MAE shows over-fitting.",
     "robust_mae": "Test MAE with Gaussian noise added to the inputs (sigma in the spec, default 0.1).",
     "sparsity": "Fraction of zeros among the prunable weights the target applies to, counted in the pruned model.",
+    "memory_bytes": ("Inference memory of one sample: the weights as held in memory (float32; masked zeros are "
+                     "still stored, so masks save none) plus the peak live activations, read off the Keras graph "
+                     "on every move (no TFLite conversion; the Runs page's Deploy measures each TFLite file too)."),
+    "per_mflop": ("The headline metric per effective MFLOP: per million multiply-accumulates with a nonzero weight, "
+                  "per sample. The seed's efficiency figure; the delta is its change against the dense model."),
+    "per_mb": "The headline metric per MB (1e6 bytes) of inference memory; the delta is its change against the dense model.",
 }
 
 
@@ -104,6 +110,39 @@ def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> No
     bottom[1].metric("gzip size", human_bytes(metrics["gzip_bytes"]), help=HELP["gzip_bytes"])
     bottom[2].metric(LOAD_LATENCY_LABEL, f"{metrics['latency_ms']:.2f} ms",
                      help=HELP["latency_ms"] + " " + LOAD_LATENCY_HELP)
+
+
+def resource_cards(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str = "multiclass") -> None:
+    """Inference memory and efficiency, pruned against dense: a row of cards beside `pruned_cards`.
+
+    Takes plain metric dicts (a report's, or its evaluated view's: every figure here is measured in
+    the evaluate phase), so the row can show before sizes and latency arrive.
+    """
+    row = get_task(task)
+    m = row.metric
+    if "memory_bytes" not in pruned:  # a report stored before memory was measured
+        return
+
+    def given(value) -> bool:  # NaN in process, None once it crossed as JSON: not measured
+        return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+    cols = st.columns(6)
+    memory, dense_memory = pruned["memory_bytes"], baseline.get("memory_bytes")
+    if given(memory) and given(dense_memory) and dense_memory:
+        cols[0].metric("Inference memory", human_bytes(memory),
+                       delta=f"{percent(memory / dense_memory - 1.0)} of {human_bytes(dense_memory)}",
+                       delta_color="inverse", help=HELP["memory_bytes"])
+    else:  # a model with no graph to read its activations off (a subclassed one)
+        cols[0].metric("Inference memory", "n/a", help=HELP["memory_bytes"])
+    for col, key, title, help_key in ((cols[1], f"{m}_per_mflop", f"{row.label} per MFLOP", "per_mflop"),
+                                      (cols[2], f"{m}_per_mb", f"{row.label} per MB", "per_mb")):
+        value, dense = pruned.get(key), baseline.get(key)
+        gain = value / dense if given(value) and given(dense) and dense else None
+        col.metric(title, f"{value:.4g}" if given(value) else "n/a",
+                   delta=None if gain is None else f"{percent(gain - 1.0)} vs dense ({gain:.2f}x)",
+                   delta_color="off" if gain is None or not row.higher_is_better else "normal",
+                   help=HELP[help_key] + ("" if row.higher_is_better else
+                                          f" {row.label} is lower-is-better: a larger figure here is not better."))
 
 
 def pruned_cards(report: PruneReport) -> None:

@@ -22,7 +22,7 @@ LATENCY_WARMUP = 5
 
 
 def convert_tflite(model: keras.Model, quantization: str = "float32", representative: Optional[np.ndarray] = None,
-                   interface: str = "float", sparsity: bool = True) -> bytes:
+                   interface: str = "float", sparsity: bool = True, float_output: bool = False) -> bytes:
     """A TFLite flatbuffer of `model`.
 
     Args:
@@ -36,6 +36,9 @@ def convert_tflite(model: keras.Model, quantization: str = "float32", representa
             model, a drop-in replacement); `int8` makes them int8 (the caller quantizes).
         sparsity: add `Optimize.EXPERIMENTAL_SPARSITY`: weight tensors sparse enough are
             stored in TFLite's sparse encoding (values + indices, a DENSIFY op at load).
+        float_output: with an `int8` interface, keep the output tensor float32 (only the
+            input is int8): what a regression head needs, whose values an int8 tensor of one
+            scale would round to 256 levels the caller must dequantize.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
@@ -56,7 +59,7 @@ def convert_tflite(model: keras.Model, quantization: str = "float32", representa
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if interface == "int8":
             converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            converter.inference_output_type = tf.float32 if float_output else tf.int8
     converter.optimizations = optimizations
     with _quiet_native_stderr(), warnings.catch_warnings():  # MLIR prints pages of progress on fd 2
         warnings.simplefilter("ignore", UserWarning)
@@ -209,12 +212,14 @@ def tflite_latency(flatbuffer: bytes, batch: np.ndarray, threads: Optional[int],
 
 
 def pqat_model(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
-               on_progress: Optional[Callable[[float, str], None]] = None) -> keras.Model:
+               on_progress: Optional[Callable[[float, str], None]] = None,
+               loss: Any = "sparse_categorical_crossentropy") -> keras.Model:
     """Sparsity-preserving quantization-aware training (tfmot PQAT) of a pruned model.
 
     The fake-quantized twin trains `epochs` on (x, y) with tfmot's
     Default8BitPrunePreserveQuantizeScheme, which keeps the zeros where they are; convert it
-    with `convert_tflite(..., "int8")`.
+    with `convert_tflite(..., "int8")`. `loss` is the task head's training loss (and `y` in
+    its form: `Head.keras_loss`, `Head.training_labels`).
     """
     import tensorflow_model_optimization as tfmot
 
@@ -222,7 +227,7 @@ def pqat_model(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, se
     annotated = tfmot.quantization.keras.quantize_annotate_model(model)
     qat = tfmot.quantization.keras.quantize_apply(
         annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
-    qat.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
+    qat.compile(keras.optimizers.Adam(1e-4), loss)
     for epoch in range(epochs):
         qat.fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=True)
         if on_progress:

@@ -19,7 +19,7 @@ from ..measure.calibration import recalibrate_batchnorm
 from ..measure.metrics import layer_macs, make_forward, save_model
 from ..measure.training import mixed_precision_supported, train_masked
 from ..methods import Method, PruneRequest, PruneResult, get_method
-from ..reports import PruneReport, evaluated_view
+from ..reports import PruneReport, efficiency, evaluated_view
 from ..specs import COMPRESSION, ProgressFn, PruneSpec
 from .layers import (
     histograms,
@@ -112,6 +112,7 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
     metrics = bench.evaluate(spec, forward=forward)
     own = new.get_weights() if new is not None else bench.current_weights()  # the model's own shapes
     metrics.update(bench.counts(own, model=new, macs=layer_macs(new) if new is not None else None))
+    metrics.update(efficiency(metrics, bench.task.metric))
     weights = own if new is None else in_base_shapes(bench, new, result.masks)
     sparsity = measured_sparsity(weights, selected)
     evaluate_s = time.perf_counter() - t0

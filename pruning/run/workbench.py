@@ -25,12 +25,13 @@ from ..measure.metrics import (
     model_config_bytes,
     predict,
 )
+from ..measure.memory import graph_activation_bytes, memory_metrics
 from ..measure.tasks import Head, bootstrap_interval, detect_head, prepare_labels
 from ..measure.training import train_masked
 from ..methods import PruneRequest
 from ..model.baselines import load_baseline
 from ..model.datasets import Dataset, load_dataset
-from ..reports import BaselineReport
+from ..reports import BaselineReport, efficiency
 from ..specs import DataRef, ModelRef, ProgressFn, PruneSpec
 
 TRAIN_EVAL_LIMIT = 2000  # the train metric on at most this many training samples
@@ -79,6 +80,7 @@ class Workbench:
         self._state = BASE
         self.forward = make_forward(self.model)
         self.macs = layer_macs(self.model)
+        self.activations = graph_activation_bytes(self.model)  # masks never change a tensor's shape
         self._noise: dict[float, np.ndarray] = {}
         self._train_x, self._train_y = self._train_subset(seed)
         self._baseline_metrics: dict[tuple[float, int], dict[str, float]] = {}  # by (noise sigma, batch)
@@ -179,8 +181,9 @@ class Workbench:
 
     def counts(self, weights: list[np.ndarray], model: Optional[keras.Model] = None,
                macs=None) -> dict[str, float]:
-        """Parameter and FLOP counts of the working (or a given) model holding `weights`
-        (its own shapes): cheap, so they come with the evaluation."""
+        """Parameter and FLOP counts and inference memory (`measure.memory`: weights as held +
+        graph-measured peak activations of one sample, no conversion) of the working (or a
+        given) model holding `weights` (its own shapes): cheap, so they come with the evaluation."""
         prunable = self.prunable if model is None else find_prunable(model)
         density = {pw.key: float(np.count_nonzero(weights[pw.index])) / weights[pw.index].size for pw in prunable}
         macs = macs or self.macs
@@ -189,6 +192,7 @@ class Workbench:
             "nonzero_params": int(sum(np.count_nonzero(w) for w in weights)),
             "flops": count_flops(macs),
             "effective_flops": count_flops(macs, density),
+            **memory_metrics(weights, self.activations if model is None else graph_activation_bytes(model)),
         }
 
     def sizes(self, weights: list[np.ndarray], model: Optional[keras.Model] = None) -> dict[str, float]:
@@ -222,7 +226,8 @@ class Workbench:
         if key not in self._baseline_metrics:
             self.reset()
             weights = self.current_weights()
-            self._baseline_metrics[key] = {**self.evaluate(spec), **self.counts(weights), **self.sizes(weights),
+            metrics = {**self.evaluate(spec), **self.counts(weights)}
+            self._baseline_metrics[key] = {**metrics, **efficiency(metrics, self.task.metric), **self.sizes(weights),
                                            **self.dense_latency(spec).metrics()}
         return self._baseline_metrics[key]
 

@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import BadInput
 from ..paths import write_atomic
 from ..specs import DeploySpec, PruneSpec, file_sha256
-from .deployment import gzip_size
+from .deployment import ENCODINGS, gzip_size
 from .store import Run, RunStore
 
 AGREEMENT_MIN = 0.999  # TFLite must give the same class as Keras on this share of test samples
@@ -228,6 +228,11 @@ def int8_artifact(deploy: dict[str, Any]) -> dict[str, Any]:
     return rows.get("pruned int8 PQAT") or rows["pruned int8"]
 
 
+def other_int8(deploy: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The offered int8 file in the other encoding (deployment.other_encoding); None in older reports."""
+    return next((r for r in deploy["artifacts"] if r["artifact"].endswith(ENCODINGS)), None)
+
+
 def export_tflite_int8(run: Run, out: str | Path, store: Optional[RunStore] = None,
                        options: DeploySpec = DeploySpec()) -> dict[str, Any]:
     """The full-integer int8 TFLite model (and the whole deploy report, kept in the run's details).
@@ -297,13 +302,20 @@ def deploy_summary(run: Run, deploy: dict[str, Any]) -> dict[str, Any]:
         "tflite_int8_speedup_1t": ratio(artifacts["dense float32"]["latency_1t_ms"], int8["latency_1t_ms"]),
         "tflite_int8_speedup_all": ratio(artifacts["dense float32"]["latency_all_ms"], int8["latency_all_ms"]),
     }
+    other = other_int8(deploy)
+    other_side = None if other is None else {k: other.get(k) for k in ("artifact", metric, "bytes", "gzip_bytes",
+                                                                       "memory_bytes", "sparse_encoded_tensors")}
     return {"run_id": run.id, "metric": metric, "interface": deploy["interface"], "threads": deploy["threads"],
             "latency_batch": deploy["latency_batch"], "baseline": baseline, "pruned": pruned, "int8": int8_side,
+            "int8_other_encoding": other_side,
             "derived": derived, "waterfall": size_waterfall(run, deploy=deploy).to_dict(orient="records"),
             "artifacts": deploy["artifacts"], "keras": deploy["keras"], "timing_s": deploy["timing_s"]}
 
 
 # -- sizes ----------------------------------------------------------------------------------
+OTHER_ENCODING = "tflite interpreter, the other int8 encoding"
+
+
 def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None,
                    deploy: Optional[dict[str, Any]] = None) -> pd.DataFrame:
     """Bytes and the headline metric at each step from the dense model to a compressed int8 file.
@@ -315,9 +327,14 @@ def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None,
     Without one, an older float32-only TFLite export (`tflite`, or stored) adds its sizes with
     no metric; without either, the TFLite steps are left out.
 
+    The deploy step also converts the int8 model in the other encoding (sparse-encoded or
+    zeros stored, `deployment.other_encoding`): two more stages, a second branch off TFLite
+    float32 (`measure` "absolute": the bar starts from zero), so the smaller one shows.
+
     Returns:
-        Columns: stage, bytes, change (against the stage before), ratio (against dense),
-        the headline metric (named by its key: `accuracy`, `mae`), measured_by.
+        Columns: stage, bytes, change (against the stage before; the other encoding's against
+        TFLite float32), ratio (against dense), the headline metric (named by its key:
+        `accuracy`, `mae`), measured_by, measure (`absolute` or `relative`, for the waterfall).
     """
     if run.kind != "prune" or run.status != "completed":
         raise BadInput(f"run {run.id} is a {run.status} {run.kind} run: sizes exist for completed prune runs")
@@ -336,13 +353,23 @@ def size_waterfall(run: Run, tflite: Optional[dict[str, Any]] = None,
                    (f"TFLite {int8['artifact'][7:]}", int8["bytes"], int8.get(metric), "tflite interpreter"),
                    (f"TFLite {int8['artifact'][7:]} gzip", int8["gzip_bytes"], int8.get(metric),
                     "same bytes as the int8 file")]
+        other = other_int8(deploy)
+        if other is not None:  # the same int8 model in the other encoding: a second branch off float32
+            stages += [(f"TFLite {other['artifact'][7:]}", other["bytes"], other.get(metric), OTHER_ENCODING),
+                       (f"TFLite {other['artifact'][7:]} gzip", other["gzip_bytes"], other.get(metric),
+                        "same bytes as the file before")]
     elif tflite:
         stages += [("TFLite", tflite["size_bytes"], None, "not measured"),
                    ("TFLite gzip", tflite["gzip_bytes"], None, "not measured")]
     frame = pd.DataFrame(stages, columns=["stage", "bytes", metric, "measured_by"])
     frame["bytes"] = frame["bytes"].astype(int)
-    frame.insert(2, "change", frame["bytes"].diff().fillna(frame["bytes"]).astype(int))
+    change = frame["bytes"].diff().fillna(frame["bytes"])
+    branch = frame["measured_by"] == OTHER_ENCODING
+    if branch.any():  # the other encoding's change is against TFLite float32, where both branch off
+        change[branch] = frame.loc[branch, "bytes"] - frame.loc[frame["stage"] == "TFLite float32", "bytes"].iloc[0]
+    frame.insert(2, "change", change.astype(int))
     frame.insert(3, "ratio", frame["bytes"] / frame["bytes"].iloc[0])
+    frame["measure"] = ["absolute" if i == 0 or b else "relative" for i, b in enumerate(branch)]
     return frame
 
 

@@ -121,18 +121,25 @@ def histograms_figure(histograms: Mapping[str, Mapping[str, Any]], method: str) 
 
 def waterfall_figure(stages: pd.DataFrame) -> go.Figure:
     """Bytes from the dense .keras file to a compressed int8 TFLite file (export.size_waterfall's
-    frame); each bar says its size and, where measured, its accuracy."""
+    frame); each bar says its size and, where measured, its headline metric (the frame's column
+    after `ratio`: `accuracy` as a percentage, `mae` and the like in 4 digits)."""
     values = [int(v) for v in stages["bytes"]]
-    scores = list(stages["accuracy"]) if "accuracy" in stages else [None] * len(values)
-    text = [f"{v / 1024:,.1f} KB" + (f" · {a:.1%}" if _given(a) else "") for v, a in zip(values, scores)]
-    changes = [values[0]] + [b - a for a, b in zip(values[:-1], values[1:])]
+    columns = list(stages.columns)
+    metric = columns[columns.index("ratio") + 1] if "ratio" in columns[:-1] else None
+    metric = None if metric == "measured_by" else metric
+    scores = list(stages[metric]) if metric else [None] * len(values)
+    shown = "{:.1%}" if metric == "accuracy" else f"{metric} " + "{:.4g}"
+    text = [f"{v / 1024:,.1f} KB" + (f" · {shown.format(a)}" if _given(a) else "") for v, a in zip(values, scores)]
+    measure = list(stages["measure"]) if "measure" in stages else ["absolute"] + ["relative"] * (len(values) - 1)
+    # an absolute bar starts from zero (the dense file, or a second branch), a relative one from the bar before
+    changes = [v if m == "absolute" else v - values[i - 1] for i, (v, m) in enumerate(zip(values, measure))]
     fig = go.Figure(go.Waterfall(
-        x=list(stages["stage"]), y=changes, measure=["absolute"] + ["relative"] * (len(values) - 1),
+        x=list(stages["stage"]), y=changes, measure=measure,
         text=text, textposition="outside",
         decreasing=dict(marker=dict(color="#2ca02c")), increasing=dict(marker=dict(color="#d62728")),
         totals=dict(marker=dict(color=BASELINE_COLOR)),
     ))
-    return titled(fig, "Model size, step by step (and accuracy)", "", "bytes", "report")
+    return titled(fig, f"Model size, step by step (and {metric or 'accuracy'})", "", "bytes", "report")
 
 
 def tradeoff_figure(points: Iterable[Mapping[str, Any]], highlight: Optional[Mapping[str, Any]] = None,

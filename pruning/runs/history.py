@@ -118,8 +118,10 @@ def size_stages(store: RunStore, run_id: int, tflite: Optional[dict[str, Any]] =
     return size_waterfall(store.get(run_id), tflite, deploy)
 
 
-DEPLOY_COLUMNS = ("model", "runs on", "accuracy", "bytes", "gzip_bytes", "sparsity", "memory_bytes",
-                  "latency_ms", "latency_all_ms", "accuracy_per_mflop", "accuracy_per_mb")
+def deploy_columns(metric: str = "accuracy") -> tuple[str, ...]:
+    """deploy_frame's columns, the headline metric's named by its key (`accuracy`, `mae`)."""
+    return ("model", "runs on", metric, "bytes", "gzip_bytes", "sparsity", "memory_bytes", "latency_ms",
+            "latency_all_ms", f"{metric}_per_mflop", f"{metric}_per_mb")
 
 
 def deploy_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
@@ -129,7 +131,7 @@ def deploy_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
         summary: export.deploy_summary of a run (the CLI's `export --json`).
 
     Returns:
-        DEPLOY_COLUMNS: `latency_ms` is Keras' (traced function) or TFLite's on 1 thread,
+        deploy_columns(metric): `latency_ms` is Keras' (traced function) or TFLite's on 1 thread,
         `latency_all_ms` TFLite's on every thread (None for Keras); per MFLOP counts the
         effective (nonzero-weight) MACs of the model a file came from; per MB of `memory_bytes`.
     """
@@ -140,16 +142,16 @@ def deploy_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     def per(value: Optional[float], amount: Optional[float]) -> Optional[float]:
         return None if value is None or not amount else value / (amount / 1e6)
 
-    rows = [{"model": f"{name} .keras", "runs on": "Keras", "accuracy": row[metric], "bytes": None,
+    rows = [{"model": f"{name} .keras", "runs on": "Keras", metric: row[metric], "bytes": None,
              "gzip_bytes": None, "sparsity": 1 - (row["weights"] - row["zeros"]) / row["weights"],
              "memory_bytes": row["memory_bytes"], "latency_ms": row["latency_ms"], "latency_all_ms": None,
-             "accuracy_per_mflop": per(row[metric], mflops[name]), "accuracy_per_mb": per(row[metric], row["memory_bytes"])}
+             f"{metric}_per_mflop": per(row[metric], mflops[name]), f"{metric}_per_mb": per(row[metric], row["memory_bytes"])}
             for name, row in keras_rows.items()]
     for row in summary["artifacts"]:
         source = row["artifact"].split()[0]
-        rows.append({"model": row["artifact"], "runs on": "TFLite interpreter", "accuracy": row[metric],
+        rows.append({"model": row["artifact"], "runs on": "TFLite interpreter", metric: row[metric],
                      "bytes": row["bytes"], "gzip_bytes": row["gzip_bytes"], "sparsity": row["sparsity"],
                      "memory_bytes": row["memory_bytes"], "latency_ms": row["latency_1t_ms"],
-                     "latency_all_ms": row["latency_all_ms"], "accuracy_per_mflop": per(row[metric], mflops[source]),
-                     "accuracy_per_mb": per(row[metric], row["memory_bytes"])})
-    return pd.DataFrame(rows, columns=list(DEPLOY_COLUMNS))
+                     "latency_all_ms": row["latency_all_ms"], f"{metric}_per_mflop": per(row[metric], mflops[source]),
+                     f"{metric}_per_mb": per(row[metric], row["memory_bytes"])})
+    return pd.DataFrame(rows, columns=list(deploy_columns(metric)))

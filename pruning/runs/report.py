@@ -184,7 +184,8 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
         summary = deploy_summary(run, deploy)
         int8 = summary["int8"]
         page.add(f"<p>Every TFLite figure is the TFLite interpreter's on the test split. {html.escape(int8['artifact'])} "
-                 f"({html.escape(summary['interface'])} input/output): accuracy {int8['accuracy']:.2%}, "
+                 f"(interface: {html.escape(summary['interface'])}): {html.escape(task.label)} "
+                 f"{task.format(int8[task.metric])}, "
                  f"{int8['sparsity']:.1%} zeros read back from its weight tensors, "
                  f"{summary['derived']['int8_gzip_size_ratio']:.1f}x smaller than the dense .keras once gzipped.</p>")
         page.heading("Where it runs")
@@ -193,7 +194,8 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
                    "deploy")
         page.add(f'<p class="sub">Latency per batch of {summary["latency_batch"]}: Keras (traced function) and '
                  f'TFLite with XNNPACK on 1 and {summary["threads"]} threads. memory_bytes: weights as stored + '
-                 'peak live activations of one sample. Per MFLOP: effective (nonzero-weight) MACs.</p>')
+                 'peak live activations of one sample. Per MFLOP: the headline metric per effective '
+                 '(nonzero-weight) MMAC.</p>')
     elif tflite:
         page.add(f"<p>TFLite agrees with Keras on {tflite['agreement']:.2%} of {tflite['samples']:,} test "
                  f"predictions (largest output difference {tflite['max_abs_diff']:.2g}).</p>")

@@ -89,6 +89,11 @@ def test_prune_page_with_uploaded_model(uploaded_page):
     assert metrics(at)["Sparsity (measured)"][1] == "requested 25.00%"
     # 1,148 weights (kernels 36 + 1024 + 64, biases 4 + 16 + 4); at 25% the kernels keep 27, 768 and 48
     assert metrics(at)["Nonzero params"][0] == f"{1148 - (36 - 27) - (1024 - 768) - (64 - 48):,}"
+    # 1,148 float32 weights (zeros stored) + the conv's input and output, 64 + 256 floats: 5,872 bytes
+    assert metrics(at)["Inference memory"] == ("5.7 KB", "+0.0% of 5.7 KB")
+    value, delta = metrics(at)["accuracy per MFLOP"]
+    assert float(value) > 0 and delta.endswith("x)") and "vs dense" in delta
+    assert "accuracy per MB" in metrics(at)
 
 
 def test_mismatched_dataset_shows_one_line_and_keeps_serving(uploaded_page, tmp_path):
@@ -160,6 +165,8 @@ def test_structured_method_shows_the_shape_diff(uploaded_page):
     assert diff.loc["hidden", ["shape_before", "shape_after"]].tolist() == ["(64, 16)", "(32, 16)"]
     assert not any("Masks set weights to zero" in c.value for c in at.caption)
     assert "Latency (batch 32)" in metrics(at)
+    # 616 weights (conv 18 + 2, hidden 512 + 16, out 64 + 4) + the conv's 64 + 128 floats: 3,232 of 5,872 bytes
+    assert metrics(at)["Inference memory"] == ("3.2 KB", "-45.0% of 5.7 KB")
 
 
 MIXED = "Fine-tuned in mixed precision (float16 compute, float32 weights, loss scaling)."

@@ -105,11 +105,16 @@ def test_manage_and_export_a_run(recorded):
     lite = {row["artifact"]: row for row in deploy["artifacts"]}
     assert lite["pruned float32"]["agreement"] >= 0.999
     assert any(f"agrees with Keras on {lite['pruned float32']['agreement']:.2%}" in s.value
-               and f"scores {lite['pruned int8']['accuracy']:.2%}" in s.value for s in at.success)
-    assert {"TFLite float32 (.tflite)", "TFLite int8 (.tflite)"} <= {b.label for b in at.get("download_button")}
+               and f"scores accuracy {lite['pruned int8']['accuracy']:.2%}" in s.value for s in at.success)
+    assert {"TFLite float32 (.tflite)", "TFLite int8 (.tflite)", "TFLite int8, zeros stored (.tflite)"} <= {
+        b.label for b in at.get("download_button")}
+    plain = lite["pruned int8 zeros stored"]
+    smaller = min((lite["pruned int8"], plain), key=lambda r: r["gzip_bytes"])["artifact"]
+    assert any(f"the smaller download is **{smaller}**" in c.value for c in at.caption)
     waterfall = charts_by_title(at)["Model size, step by step (and accuracy)"]["data"][0]
     assert waterfall["x"] == ["dense .keras", "pruned .keras", "pruned .keras gzip", "TFLite float32",
-                              "TFLite int8", "TFLite int8 gzip"]
+                              "TFLite int8", "TFLite int8 gzip", "TFLite int8 zeros stored",
+                              "TFLite int8 zeros stored gzip"]
     assert waterfall["text"][4].endswith(f" · {lite['pruned int8']['accuracy']:.1%}")
 
     at.button(key="run_report").click().run()

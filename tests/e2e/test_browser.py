@@ -48,9 +48,15 @@ def shots(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_url(chromium_path, tmp_path_factory):
+def app_home(tmp_path_factory) -> Path:
+    """The app's private PRUNESCOPE_HOME (a CLI run against it sees the app's runs)."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def app_url(chromium_path, app_home, tmp_path_factory):
     port = free_port()
-    env = dict(os.environ, PRUNESCOPE_HOME=str(tmp_path_factory.mktemp("home")), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PRUNESCOPE_HOME=str(app_home), PYTHONPATH=str(ROOT))
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

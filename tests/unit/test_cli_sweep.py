@@ -98,7 +98,8 @@ def test_sweep_table_to_a_file(capsys, paths, tmp_path):
     assert out.startswith(f"2 points written to {target}")
     lines = target.read_text().splitlines()
     assert lines[0] == ("| method | sparsity | test accuracy | accuracy loss | latency (ms) | speedup | "
-                        "nonzero params (M) | gzip size (MB) | FLOPs reduction | robust accuracy | train accuracy |")
+                        "nonzero params (M) | gzip size (MB) | FLOPs reduction | memory (MB) | accuracy per MFLOP | "
+                        "accuracy per MB | robust accuracy | train accuracy |")
     assert len(lines) == 4
     assert lines[2].startswith("| magnitude | 0.0% | ") and "| +0.00 pt |" in lines[2]
 

@@ -110,13 +110,25 @@ def test_the_waterfall_has_a_size_and_an_accuracy_at_every_step(deployed):
     store, run, report = deployed
     frame = export.size_waterfall(run)
     assert frame["stage"].tolist() == ["dense .keras", "pruned .keras", "pruned .keras gzip", "TFLite float32",
-                                       "TFLite int8", "TFLite int8 gzip"]
+                                       "TFLite int8", "TFLite int8 gzip", "TFLite int8 zeros stored",
+                                       "TFLite int8 zeros stored gzip"]
     assert frame["bytes"].gt(0).all() and frame["accuracy"].notna().all()
     rows = _rows(report)
-    assert frame["bytes"].tolist()[3:] == [rows["pruned float32"]["bytes"], rows["pruned int8"]["bytes"],
+    assert frame["bytes"].tolist()[3:6] == [rows["pruned float32"]["bytes"], rows["pruned int8"]["bytes"],
                                            rows["pruned int8"]["gzip_bytes"]]
     assert frame["accuracy"].tolist()[4] == rows["pruned int8"]["accuracy"]
-    assert frame["bytes"].iloc[-1] < frame["bytes"].iloc[2]  # int8 gzip beats the gzipped .keras
+    assert frame["bytes"].iloc[5] < frame["bytes"].iloc[2]  # int8 gzip beats the gzipped .keras
+    # the other encoding: the same int8 model with its zeros stored, a second branch off float32
+    plain = rows["pruned int8 zeros stored"]
+    assert plain["sparse_encoded_tensors"] == 0 < rows["pruned int8"]["sparse_encoded_tensors"]
+    assert (plain["zeros"], plain["weights"]) == (rows["pruned int8"]["zeros"], rows["pruned int8"]["weights"])
+    assert frame["bytes"].tolist()[6:] == [plain["bytes"], plain["gzip_bytes"]]
+    assert frame["change"].iloc[6] == plain["bytes"] - rows["pruned float32"]["bytes"]
+    assert frame["measure"].tolist() == ["absolute"] + ["relative"] * 5 + ["absolute", "relative"]
+    from pruning.runs.figures import waterfall_figure
+
+    bars = waterfall_figure(frame).data[0]
+    assert list(bars.y)[6:] == [plain["bytes"], plain["gzip_bytes"] - plain["bytes"]]
 
 
 def test_a_stored_deploy_is_reused_and_other_options_redo_it(deployed):
@@ -179,5 +191,7 @@ def test_pqat_keeps_every_zero_through_int8(deployed):
     assert pqat["zeros"] == keras_rows["pruned"]["zeros"]  # Default8BitPrunePreserveQuantizeScheme
     assert make_interpreter(open(pqat["path"], "rb").read()).get_input_details()[0]["dtype"] == np.float32
     stages = export.size_waterfall(run, deploy=report)["stage"].tolist()
-    assert stages[-2:] == ["TFLite int8 PQAT", "TFLite int8 PQAT gzip"]
+    assert stages[-4:] == ["TFLite int8 PQAT", "TFLite int8 PQAT gzip", "TFLite int8 PQAT zeros stored",
+                           "TFLite int8 PQAT zeros stored gzip"]
+    assert rows["pruned int8 PQAT zeros stored"]["zeros"] == pqat["zeros"]  # the same PQAT model, zeros stored
     assert export.int8_artifact(report)["artifact"] == "pruned int8 PQAT"

@@ -151,14 +151,15 @@ def test_seed_table_and_markdown(two_method_sweep):
     table = reference_table(report.rows)
     assert list(table.columns) == [
         "method", "sparsity", "test accuracy", "accuracy loss", "latency (ms)", "speedup", "nonzero params (M)",
-        "gzip size (MB)", "FLOPs reduction", "robust accuracy", "train accuracy",
+        "gzip size (MB)", "FLOPs reduction", "memory (MB)", "accuracy per MFLOP", "accuracy per MB",
+        "robust accuracy", "train accuracy",
     ]
     row = report.rows.iloc[2]  # magnitude at 90 %
     assert table.iloc[2]["sparsity"] == f"{row.sparsity:.1%}"
     assert table.iloc[2]["test accuracy"] == f"{row.accuracy:.2%}"
     lines = to_markdown(table).splitlines()
     assert lines[0] == "| " + " | ".join(table.columns) + " |"
-    assert lines[1] == "|---" + "|---:" * 10 + "|"
+    assert lines[1] == "|---" + "|---:" * 13 + "|"
     assert len(lines) == 2 + 6 and lines[2].startswith("| magnitude | 0.0% | ")
 
 

@@ -290,7 +290,7 @@ def test_the_streamlit_process_never_imports_tensorflow(tiny_refs, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     words = out.stdout.split()
     assert words[0] == "False" and words[1] in ("CPU", "GPU:")
-    assert words[2:] == ["True", "6", "True", "pruned_int8"]
+    assert words[2:] == ["True", "8", "True", "pruned_int8"]  # 8 stages: both int8 encodings
 
 
 def test_a_deploy_in_the_worker_reports_progress_and_can_be_cancelled(worker, tiny_refs, tmp_path):
