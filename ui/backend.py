@@ -17,6 +17,7 @@ import streamlit as st
 
 from pruning.executors.base import Executor, make_executor
 from pruning.errors import BadInput
+from pruning.measure.tasks import Task
 from pruning.methods import METHODS
 from pruning.model.datasets import DATASETS
 from pruning.model.safety import MODEL_FORMATS, default_out_format
@@ -241,7 +242,7 @@ def compare_frame(runs: list[Run]) -> pd.DataFrame:
     return history.compare_frame(runs)
 
 
-def pareto_rows(runs: list[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict]:
+def pareto_rows(runs: list[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict, Task]:
     return history.pareto_rows(run_store(), runs, model, dataset)
 
 
