@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 # shared with the HTML report; pages reach every figure as charts.*
-from pruning.measure.tasks import Task
+from pruning.measure.tasks import Task, get_task
 from pruning.runs.figures import (  # noqa: F401
     METRIC_LABELS,
     MULTICLASS,
@@ -51,9 +51,9 @@ def tradeoff_figure(visits: Sequence[Mapping[str, Any]], current: str) -> go.Fig
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for visit in visits:
         groups.setdefault((visit["method"], _variant(visit)), []).append(visit)
-    metric = visits[-1]["metric"] if visits else "accuracy"
-    label = METRIC_LABELS.get(metric, metric)
-    y_format = ".1%" if metric in PERCENT_KEYS else ".4g"
+    task = get_task(visits[-1].get("task") if visits else None)
+    label = f"test {task.label}"
+    y_format = ".1%" if task.unit == "%" else ".4g"
     for (method, variant), rows in groups.items():
         rows = sorted(rows, key=lambda v: v["sparsity"])
         color = method_color(method)
@@ -81,7 +81,7 @@ def tradeoff_figure(visits: Sequence[Mapping[str, Any]], current: str) -> go.Fig
                       annotation_text=f"dense baseline {v['baseline']:{y_format}}",
                       annotation_position="bottom left")
     fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
-    fig.update_yaxes(tickformat=y_format if metric in PERCENT_KEYS else "")
+    fig.update_yaxes(tickformat=y_format if task.unit == "%" else "")
     fig.update_layout(clickmode="event+select", dragmode=False)
     return titled(fig, f"Trade-off: {label} vs measured sparsity, every point you visited", "sparsity (measured)",
                   label)

@@ -111,8 +111,8 @@ def make_own_models(folder: Path, k3, k2) -> list[OwnModel]:
     own = []
     for name, k, model, x, y, loss, headline, structured in made:
         k.utils.set_random_seed(0)
-        model.compile("adam", loss)
-        model.fit(x[80:], y[80:], epochs=8, batch_size=32, verbose=0)
+        model.compile(k.optimizers.Adam(0.01), loss)
+        model.fit(x[80:], y[80:], epochs=12, batch_size=32, verbose=0)
         model_path, data_path = folder / f"{name}.keras", folder / f"{name}.npz"
         model.save(model_path)
         np.savez(data_path, **_split(x, y, 80))

@@ -44,7 +44,8 @@ def upload(page, own: OwnModel) -> None:
     uploaders.nth(0).locator('input[type="file"]').set_input_files(str(own.model))
     wait_idle(page)
     uploaders.nth(1).locator('input[type="file"]').set_input_files(str(own.data))
-    page.get_by_text(f"Baseline: {own.model.name} on {own.data.name}").wait_for(timeout=180_000)
+    page.get_by_text(re.compile(rf"^Baseline: {re.escape(own.model.name)} \(file\) on {re.escape(own.data.name)}$")
+                     ).wait_for(timeout=180_000)
     wait_idle(page)
 
 
@@ -69,7 +70,7 @@ def check_cards(page, own: OwnModel, method: str) -> None:
 
 def download(page, folder: Path, own: OwnModel, method: str) -> Path:
     radio = page.locator('[data-testid="stRadio"]', has_text="Download as").first
-    checked = radio.locator('input[type="radio"]:checked').locator("xpath=..").inner_text()
+    checked = radio.locator("label", has=page.locator('input[type="radio"]:checked')).inner_text()
     assert ("Keras 3" if own.saved_by == "keras3" else "Keras 2") in checked, (own.name, checked)
     with page.expect_download(timeout=120_000) as info:
         page.get_by_role("button", name="Download pruned model (.keras)").click()
@@ -110,4 +111,5 @@ def test_every_model_type_uploads_prunes_and_downloads(page, app_url, shots, own
         check_cards(page, own, own.structured)
         page.get_by_text("Layer shapes: the model really shrank").wait_for(timeout=30_000)
         check_download(download(page, tmp_path, own, own.structured), own)
+        page.get_by_role("heading", name="Prune").first.scroll_into_view_if_needed()  # the cards, not the download
         page.screenshot(path=str(shots / f"own-{own.name}.png"), full_page=True)
