@@ -101,3 +101,15 @@ def test_sensitivity_heatmap_in_mae_units_and_a_budget_in_them(regression_refs):
     assert not at.exception
     budget = at.number_input(key=state.widget_key(state.PLAN_BUDGET_UNITS))
     assert budget.value == 0.05 and "MAE rise budget" in budget.label
+
+
+def test_prune_page_cards_say_mae_and_r2_and_the_download_defaults_to_its_format(regression_refs):
+    at = open_page("pages/1_Prune.py", regression_refs)
+    at.session_state[state.METHOD] = "neurons"
+    at.run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert labels[0] == "Test MAE" and "Robust MAE" in labels and not any("accuracy" in x for x in labels)
+    assert any(c.value.startswith("Test R² ") and "(dense " in c.value for c in at.caption)
+    radio = at.radio(key="download_format")
+    assert radio.options == ["Keras 2 (tf_keras)", "Keras 3 (import keras)"] and radio.index == 0  # tf_keras in

@@ -18,6 +18,7 @@ from test_browser import app_url, chromium_path, metric_value, page, shots, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+COMPANION = {"binary": "ROC AUC", "regression": "R²"}  # shown beside the headline, dense value too
 CARD_VALUE = {"Test accuracy": r"\d+\.\d\d%", "Test mean per-label accuracy": r"\d+\.\d\d%",
               "Test MAE": r"\d+(\.\d+)?(e-?\d+)?"}
 
@@ -66,6 +67,9 @@ def check_cards(page, own: OwnModel, method: str) -> None:
     if own.headline != "Test accuracy":  # a multi-label or regression model never shows plain accuracy
         assert not any(label.strip() == "Test accuracy" for label in labels), (own.name, labels)
     assert page.locator('[data-testid="stAlert"]', has_text="⚠️").count() == 0, (own.name, method)
+    if own.name in COMPANION:
+        companion = rf"^Test {COMPANION[own.name]} -?\d[\d.e-]* \(dense -?\d[\d.e-]*\)\.$"
+        assert page.get_by_text(re.compile(companion)).count() == 1, (own.name, method)
 
 
 def download(page, folder: Path, own: OwnModel, method: str) -> Path:
