@@ -53,25 +53,36 @@ def array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def scanned(script: str, refs, rates_key: str, rates: str, button: str) -> tuple[AppTest, list]:
+    """Open `script` on the regression model, set its grid, press its Run button: the page, its figures."""
+    at = open_page(script, refs)
+    at.session_state[rates_key] = rates
+    at.run()
+    at.button(key=button).click().run()
+    assert not at.exception
+    return at, figures(at)
+
+
+def stored(kind: str):
+    """The newest stored run of `kind` on the regression model."""
+    from pruning.runs.store import open_store
+
+    return next(r for r in open_store().list(kind=kind) if r.spec["model"]["name"] == "reg.keras")
+
+
 def figures(at: AppTest) -> list:
     """The page's plotly figures, decoded (plotly sends arrays as typed binary)."""
     return [plotly.io.from_json(c.proto.spec) for c in at.get("plotly_chart")]
 
 
 def test_sweep_pareto_views_minimise_mae(regression_refs):
-    at = open_page("pages/2_Sweep.py", regression_refs)
-    at.session_state[state.SWEEP_RATES] = "0, 60, 90"
-    at.run()
-    at.button(key="run_sweep").click().run()
-    assert not at.exception
-    specs = figures(at)
+    _, specs = scanned("pages/2_Sweep.py", regression_refs, state.SWEEP_RATES, "0, 60, 90", "run_sweep")
     assert len(specs) == 7  # five metric charts and both Pareto views, drawn for regression too
     pareto = specs[5]
     assert pareto.layout.yaxis.title.text == "test MAE"
     from pruning.runs.store import open_store
 
-    sweep = next(r for r in open_store().list(kind="sweep") if r.spec["model"]["name"] == "reg.keras")
-    points = open_store().points(sweep.id)
+    points = open_store().points(stored("sweep").id)
     # the front: by latency, each point a lower MAE than every faster one; its best is the sweep's best
     front = next(t for t in pareto.data if t.name == "Pareto front")
     front_x, front_y = array(front.x), array(front.y)
@@ -83,17 +94,11 @@ def test_sweep_pareto_views_minimise_mae(regression_refs):
 
 
 def test_sensitivity_heatmap_in_mae_units_and_a_budget_in_them(regression_refs):
-    at = open_page("pages/3_Sensitivity.py", regression_refs)
-    at.session_state[state.SENS_RATES] = "50, 90"
-    at.run()
-    at.button(key="run_scan").click().run()
-    assert not at.exception
-    heatmap = figures(at)[0]
+    at, specs = scanned("pages/3_Sensitivity.py", regression_refs, state.SENS_RATES, "50, 90", "run_scan")
+    heatmap = specs[0]
     assert heatmap.layout.title.text == "Sensitivity: MAE rise (worse) with one layer pruned"
     assert heatmap.data[0].colorbar.title.text == "MAE worse by"
-    from pruning.runs.store import open_store
-
-    scan = next(r for r in open_store().list(kind="sensitivity") if r.spec["model"]["name"] == "reg.keras")
+    scan = stored("sensitivity")
     assert scan.task.metric == "mae" and "baseline_mae" in scan.metrics
     drops = [layer["drop"] for layer in scan.details["layers"]]  # hidden, out x 50%, 90%
     np.testing.assert_allclose(array(heatmap.data[0].z), drops)  # MAE units as measured, not x100
