@@ -210,9 +210,14 @@ def prune_view(model_ref, data_ref, baseline, presenting: bool) -> None:
     if not presenting:
         st.subheader("Per layer")
         st.dataframe(report.layers, hide_index=True, width="stretch", key="pruned_layers")
+    out_format = st.radio("Download as", backend.download_formats(model_ref), horizontal=True,
+                          format_func=backend.FORMAT_LABELS.get, key="download_format",
+                          help="The format the model came in is first. Either loads without PruneScope: "
+                               "keras.saving.load_model(path) in Keras 3, tf_keras.models.load_model in Keras 2.")
     st.download_button(
-        # read on click only: the file is not sent to the browser on every move
-        "Download pruned model (.keras)", data=lambda: backend.read_bytes(report.model_path), on_click="ignore",
+        # read (and, for Keras 3, converted in the worker) on click only: not on every move
+        "Download pruned model (.keras)", data=lambda: backend.pruned_model_bytes(report, out_format),
+        on_click="ignore",
         file_name=f"{model_ref.name.rsplit('.', 1)[0]}-{method_name}-{report.target_sparsity:.2f}.keras",
         mime="application/octet-stream", key="download_model",
     )

@@ -103,13 +103,9 @@ right.plotly_chart(charts.sweep_metric_figure(rows, "gzip_bytes", "gzip size", "
 left.plotly_chart(charts.sweep_metric_figure(rows, "nonzero_params", "Nonzero parameters", "weights",
                                              base["nonzero_params"]), key="sweep_nonzero")
 st.subheader("Pareto view")
-if METRIC == "accuracy":
-    left, right = st.columns(2)
-    left.plotly_chart(charts.pareto_figure(rows, "latency_ms", "latency (ms / batch)", base), key="pareto_latency")
-    right.plotly_chart(charts.pareto_figure(rows, "gzip_bytes", "gzip size (bytes)", base), key="pareto_size")
-else:
-    st.caption(f"The Pareto views rank accuracy; for {TASK.label} (lower is better) they are not drawn yet: "
-               "the table below has every point.")
+left, right = st.columns(2)
+left.plotly_chart(charts.pareto_figure(rows, "latency_ms", "latency (ms / batch)", base, TASK), key="pareto_latency")
+right.plotly_chart(charts.pareto_figure(rows, "gzip_bytes", "gzip size (bytes)", base, TASK), key="pareto_size")
 
 st.subheader("Table")
 table = reference_table(rows, report.task)

@@ -1,4 +1,4 @@
-"""Sensitivity page: each layer pruned alone -> heatmap of accuracy drops -> a per-layer plan.
+"""Sensitivity page: each layer pruned alone -> heatmap of headline-metric drops -> a per-layer plan.
 
 Reads widgets, builds specs, calls the cached backend, renders; the plan goes to the Prune page.
 """
@@ -24,8 +24,8 @@ from ui.sidebar import (
 st.set_page_config(page_title="PruneScope · Sensitivity", page_icon="🌡️", layout="wide")
 model_ref, data_ref = select_model_and_data()
 st.title("Sensitivity")
-st.caption("Each prunable layer is pruned alone at each sparsity, the rest kept dense, and the test "
-           "accuracy measured: layers that lose little can take more sparsity.")
+st.caption("Each prunable layer is pruned alone at each sparsity, the rest kept dense, and the headline "
+           "metric measured on the test split: layers that lose little can take more sparsity.")
 
 baseline = load_baseline(model_ref, data_ref)
 if baseline is None:
@@ -56,13 +56,14 @@ st.caption(f"{int(t['evaluations'])} test-split evaluations on {report.n_test:,}
            + ("." if TASK.higher_is_better else "; drops are rises in MAE (worse), in its units."))
 
 left, right = st.columns(2)
-left.plotly_chart(charts.sensitivity_heatmap(report.drop), key="sens_heatmap")
-right.plotly_chart(charts.sensitivity_curves_figure(report.accuracy, report.baseline_accuracy), key="sens_curves")
+left.plotly_chart(charts.sensitivity_heatmap(report.drop, TASK), key="sens_heatmap")
+right.plotly_chart(charts.sensitivity_curves_figure(report.accuracy, report.baseline_accuracy, TASK), key="sens_curves")
 
 st.subheader("Per-layer sparsity plan")
 cols = st.columns([2, 3])
+PERCENT = TASK.unit == "%"  # a share: the budget is in points; MAE: in the targets' units
 mode = persistent(st.radio, "Plan for", state.PLAN_MODE, "target", cols[0], options=["target", "budget"],
-                  format_func=lambda m: {"target": "an overall sparsity", "budget": "an accuracy-drop budget"}[m],
+                  format_func=lambda m: {"target": "an overall sparsity", "budget": f"a {TASK.label}-drop budget"}[m],
                   horizontal=True)
 top = max(float(r) for r in spec.sparsities)
 try:
@@ -72,10 +73,15 @@ try:
                             help="Counted in weights over all scanned layers; at most the largest scanned sparsity.")
         plan = backend.plan(report, target=float(target))
     else:
-        budget = persistent(st.slider, "Accuracy-drop budget (points)", state.PLAN_BUDGET, 1.0, cols[1],
-                            min_value=0.0, max_value=20.0, step=0.25,
-                            help="Estimated total drop, assuming the single-layer drops add up: evaluate to check.")
-        plan = backend.plan(report, budget=float(budget) / 100)
+        if PERCENT:
+            budget = persistent(st.slider, f"{charts.upper_first(TASK.label)}-drop budget (points)", state.PLAN_BUDGET, 1.0,
+                                cols[1], min_value=0.0, max_value=20.0, step=0.25,
+                                help="Estimated total drop, assuming the single-layer drops add up: evaluate to check.")
+        else:
+            budget = persistent(st.number_input, f"{TASK.label} rise budget (its units; lower is better)",
+                                state.PLAN_BUDGET_UNITS, 0.05, cols[1], min_value=0.0, step=0.01, format="%.4g",
+                                help="Estimated total rise, assuming the single-layer rises add up: evaluate to check.")
+        plan = backend.plan(report, budget=float(budget) / 100 if PERCENT else float(budget))
 except BadInput as exc:
     show_error(exc)
     st.stop()

@@ -74,9 +74,11 @@ else:
         st.plotly_chart(charts.compare_layers_figure([(r.label, r.method, r.layers) for r in prunes]),
                         key="compare_layers")
     sweeps = [run for run in selected if run.kind == "sweep"]
-    marks = [(r.label, r.method, r.metrics["sparsity"], r.metrics["pruned"].get("accuracy")) for r in prunes
-             if r.task.metric == "accuracy"]
-    st.plotly_chart(charts.compare_curves_figure([(r.label, backend.run_points(r.id)) for r in sweeps], marks),
+    task = selected[0].task  # the headline metric of the first picked run; runs measured otherwise are left out
+    marks = [(r.label, r.method, r.metrics["sparsity"], r.metrics["pruned"].get(task.metric)) for r in prunes
+             if r.task.metric == task.metric]
+    st.plotly_chart(charts.compare_curves_figure([(r.label, backend.run_points(r.id)) for r in sweeps
+                                                  if r.task.metric == task.metric], marks, task),
                     key="compare_curves")
 
 # -- Pareto ------------------------------------------------------------------------------------
@@ -85,14 +87,14 @@ pairs = sorted({f"{r.model} · {r.dataset}" for r in runs if r.status == "comple
 if pairs:
     pair = persistent(st.selectbox, "Model and dataset", state.RUNS_PARETO, pairs[0], options=pairs)
     model_name, dataset_name = pair.split(" · ", 1)
-    points, dense = backend.pareto_rows(runs, model_name, dataset_name)
+    points, dense, task = backend.pareto_rows(runs, model_name, dataset_name)
     if points.empty or not dense:
         st.info("No measured runs of this model yet.")
     else:
         left, right = st.columns(2)
-        left.plotly_chart(charts.pareto_figure(points, "latency_ms", "latency (ms / batch)", dense),
+        left.plotly_chart(charts.pareto_figure(points, "latency_ms", "latency (ms / batch)", dense, task),
                           key="pareto_latency")
-        right.plotly_chart(charts.pareto_figure(points, "gzip_bytes", "gzip size (bytes)", dense),
+        right.plotly_chart(charts.pareto_figure(points, "gzip_bytes", "gzip size (bytes)", dense, task),
                            key="pareto_size")
         st.caption(f"{len(points)} points: single prune runs and every stored sweep point of {pair}.")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path
 from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any, Callable, Optional
@@ -15,8 +16,11 @@ import pandas as pd
 import streamlit as st
 
 from pruning.executors.base import Executor, make_executor
+from pruning.errors import BadInput
+from pruning.measure.tasks import Task
 from pruning.methods import METHODS
 from pruning.model.datasets import DATASETS
+from pruning.model.safety import MODEL_FORMATS, default_out_format
 from pruning.plan import plan_sparsity
 from pruning.reports import BaselineReport, PruneReport, SensitivityReport, SweepReport
 from pruning.run.sensitivity import sensitivity_outcome
@@ -178,6 +182,31 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
+FORMAT_LABELS = {"keras3": "Keras 3 (import keras)", "keras2": "Keras 2 (tf_keras)"}
+
+
+def download_formats(model: ModelRef) -> list[str]:
+    """`keras2` and `keras3`, the format `model` came in first (zoo models: keras2); read off the
+    file's metadata here, without TensorFlow."""
+    came_in = default_out_format(model)
+    return [came_in] + [f for f in MODEL_FORMATS if f != came_in]
+
+
+def pruned_model_bytes(report: PruneReport, out_format: str) -> bytes:
+    """The report's pruned model file as `keras2` (the run's own file) or `keras3`: converted once
+    by the executor (the worker process: Keras 3 and TensorFlow live there), kept beside the run's
+    file, and proven there to load in Keras 3 with safe mode and give the same outputs."""
+    if out_format not in MODEL_FORMATS:
+        raise BadInput(f"unknown model format {out_format!r}: choose {' or '.join(MODEL_FORMATS)}")
+    source = Path(report.model_path)
+    if out_format == "keras2":
+        return read_bytes(str(source))
+    target = source.with_name(f"{source.stem}-{out_format}.keras")
+    if not target.is_file():
+        get_executor().convert(report.spec, str(source), str(target), out_format)
+    return read_bytes(str(target))
+
+
 # -- sweeps and sensitivity -----------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def run_store() -> RunStore:
@@ -247,7 +276,7 @@ def compare_frame(runs: list[Run]) -> pd.DataFrame:
     return history.compare_frame(runs)
 
 
-def pareto_rows(runs: list[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict]:
+def pareto_rows(runs: list[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict, Task]:
     return history.pareto_rows(run_store(), runs, model, dataset)
 
 

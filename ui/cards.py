@@ -36,7 +36,10 @@ HELP = {
     "per_mflop": ("The headline metric per effective MFLOP: per million multiply-accumulates with a nonzero weight, "
                   "per sample. The seed's efficiency figure; the delta is its change against the dense model."),
     "per_mb": "The headline metric per MB (1e6 bytes) of inference memory; the delta is its change against the dense model.",
+    "r2": "Coefficient of determination on the test split (1 is perfect, 0 is predicting the mean; higher is better).",
+    "auc": "ROC AUC of the positive-class probability on the test split (0.5 is chance; higher is better).",
 }
+EXTRA_LABELS = {"r2": "R²", "auc": "ROC AUC"}
 
 
 # Both pages time the dense model the same way (median of 30 calls of batch 32 after warm-up);
@@ -110,6 +113,8 @@ def baseline_cards(metrics: Mapping[str, float], task: str = "multiclass") -> No
     bottom[1].metric("gzip size", human_bytes(metrics["gzip_bytes"]), help=HELP["gzip_bytes"])
     bottom[2].metric(LOAD_LATENCY_LABEL, f"{metrics['latency_ms']:.2f} ms",
                      help=HELP["latency_ms"] + " " + LOAD_LATENCY_HELP)
+    for key in row.extra[:1]:  # binary: ROC AUC; regression: R² (the headline's companion)
+        bottom[3].metric(f"Test {EXTRA_LABELS[key]}", f"{metrics[key]:.4g}", help=HELP[key])
 
 
 def resource_cards(baseline: Mapping[str, float], pruned: Mapping[str, float], task: str = "multiclass") -> None:
@@ -201,3 +206,7 @@ def _cards(base: Mapping[str, float], pruned: Mapping[str, float], task: str, gr
                    delta_color="normal" if row.higher_is_better else "inverse",
                    help=HELP.get(f"robust_{m}", "") + " Delta: against the dense model"
                    + (", in percentage points." if row.unit == "%" else "."))
+    extras = [f"{EXTRA_LABELS[k]} {pruned[k]:.4g} (dense {base[k]:.4g})" for k in row.extra
+              if k in pruned and k in base]
+    if extras:  # the headline's companions: R² beside MAE, ROC AUC beside a binary accuracy
+        st.caption("Test " + " · ".join(extras) + ".")

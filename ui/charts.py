@@ -11,11 +11,15 @@ import pandas as pd
 import plotly.graph_objects as go
 
 # shared with the HTML report; pages reach every figure as charts.*
+from pruning.measure.tasks import Task, get_task
 from pruning.runs.figures import (  # noqa: F401
     METRIC_LABELS,
+    MULTICLASS,
     PERCENT_KEYS,
     layer_sparsity_figure,
+    metric_formats,
     titled,
+    upper_first,
 )
 from pruning.runs.figures import waterfall_figure as size_waterfall_figure  # noqa: F401
 from pruning.runs.palette import (  # one colour table for the app and the reports
@@ -47,9 +51,9 @@ def tradeoff_figure(visits: Sequence[Mapping[str, Any]], current: str) -> go.Fig
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for visit in visits:
         groups.setdefault((visit["method"], _variant(visit)), []).append(visit)
-    metric = visits[-1]["metric"] if visits else "accuracy"
-    label = METRIC_LABELS.get(metric, metric)
-    y_format = ".1%" if metric in PERCENT_KEYS else ".4g"
+    task = get_task(visits[-1].get("task") if visits else None)
+    label = f"test {task.label}"
+    y_format = ".1%" if task.unit == "%" else ".4g"
     for (method, variant), rows in groups.items():
         rows = sorted(rows, key=lambda v: v["sparsity"])
         color = method_color(method)
@@ -77,7 +81,7 @@ def tradeoff_figure(visits: Sequence[Mapping[str, Any]], current: str) -> go.Fig
                       annotation_text=f"dense baseline {v['baseline']:{y_format}}",
                       annotation_position="bottom left")
     fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
-    fig.update_yaxes(tickformat=y_format if metric in PERCENT_KEYS else "")
+    fig.update_yaxes(tickformat=y_format if task.unit == "%" else "")
     fig.update_layout(clickmode="event+select", dragmode=False)
     return titled(fig, f"Trade-off: {label} vs measured sparsity, every point you visited", "sparsity (measured)",
                   label)
@@ -147,60 +151,84 @@ def sweep_metric_figure(rows: pd.DataFrame, y: str, title: str, y_title: str,
     return titled(fig, title, "sparsity (measured)", y_title)
 
 
-def pareto_front(points: pd.DataFrame, cost: str, value: str = "accuracy") -> pd.DataFrame:
-    """The points no other point beats on both: lower `cost` and higher `value`, by cost."""
-    ordered = points.sort_values([cost, value], ascending=[True, False])
+def pareto_front(points: pd.DataFrame, cost: str, value: str = "accuracy",
+                 higher_is_better: bool = True) -> pd.DataFrame:
+    """The points no other point beats on both: lower `cost` and a better `value` (higher, or
+    lower where `higher_is_better` is False: MAE), by cost.
+
+    >>> p = pd.DataFrame({"ms": [1.0, 2.0, 3.0, 4.0], "mae": [0.5, 0.3, 0.4, 0.1]})
+    >>> pareto_front(p, "ms", "mae", higher_is_better=False).index.tolist()
+    [0, 1, 3]
+    >>> pareto_front(p.rename(columns={"mae": "accuracy"}), "ms").index.tolist()
+    [0]
+    """
+    ordered = points.sort_values([cost, value], ascending=[True, not higher_is_better])
+    sign = 1.0 if higher_is_better else -1.0  # compare on sign * value: always "higher wins"
     best, keep = -np.inf, []
     for index, row in ordered.iterrows():
-        if row[value] > best:
+        if sign * row[value] > best:
             keep.append(index)
-            best = row[value]
+            best = sign * row[value]
     return ordered.loc[keep]
 
 
-def pareto_figure(rows: pd.DataFrame, cost: str, cost_title: str, baseline: Mapping[str, float]) -> go.Figure:
-    """Accuracy against a cost (latency, gzip size), one colour per method, the front as a line."""
+def pareto_figure(rows: pd.DataFrame, cost: str, cost_title: str, baseline: Mapping[str, float],
+                  task: Task = MULTICLASS) -> go.Figure:
+    """The headline metric of `task` against a cost (latency, gzip size), one colour per method,
+    the front as a line: the best value at each cost (highest accuracy, lowest MAE)."""
+    m, label = task.metric, f"test {task.label}"
+    tick, hover = metric_formats(task)
     fig = go.Figure()
     for method, part in rows.groupby("method", sort=False):
         fig.add_scatter(
-            x=part[cost], y=part["accuracy"], mode="markers", name=str(method),
+            x=part[cost], y=part[m], mode="markers", name=str(method),
             marker=dict(color=method_color(str(method)), size=9), customdata=part["sparsity"],
             hovertemplate=f"{method}<br>sparsity %{{customdata:.1%}}<br>{cost_title} %{{x:.3g}}"
-                          "<br>accuracy %{y:.2%}<extra></extra>",
+                          f"<br>{task.label} %{{y:{hover}}}<extra></extra>",
         )
-    front = pareto_front(rows, cost)
-    fig.add_scatter(x=front[cost], y=front["accuracy"], mode="lines", name="Pareto front",
+    front = pareto_front(rows, cost, m, task.higher_is_better)
+    fig.add_scatter(x=front[cost], y=front[m], mode="lines", name="Pareto front",
                     line=dict(color="black", dash="dot", shape="hv"), hoverinfo="skip")
-    fig.add_scatter(x=[baseline[cost]], y=[baseline["accuracy"]], mode="markers", name="dense baseline",
+    fig.add_scatter(x=[baseline[cost]], y=[baseline[m]], mode="markers", name="dense baseline",
                     marker=dict(color=BASELINE_COLOR, symbol="star", size=14),
-                    hovertemplate=f"dense<br>{cost_title} %{{x:.3g}}<br>accuracy %{{y:.2%}}<extra></extra>")
-    fig.update_yaxes(tickformat=".0%")
-    return titled(fig, f"Accuracy vs {cost_title}", cost_title, "test accuracy")
+                    hovertemplate=f"dense<br>{cost_title} %{{x:.3g}}<br>{task.label} %{{y:{hover}}}<extra></extra>")
+    fig.update_yaxes(tickformat=tick)
+    direction = "" if task.higher_is_better else " (lower is better)"
+    return titled(fig, f"{upper_first(task.label)} vs {cost_title}{direction}", cost_title, label)
 
 
-def sensitivity_heatmap(drop: pd.DataFrame) -> go.Figure:
-    """Accuracy drop (points) with one layer pruned at a time: layers (network order) x sparsity."""
-    z = (drop.to_numpy() * 100).round(2)
+def sensitivity_heatmap(drop: pd.DataFrame, task: Task = MULTICLASS) -> go.Figure:
+    """How much worse the headline metric gets (SensitivityReport.drop: positive is worse) with one
+    layer pruned at a time: layers (network order) x sparsity; percentage points for a share
+    (accuracy), the metric's own units otherwise (MAE: a rise)."""
+    percent = task.unit == "%"
+    z = (drop.to_numpy() * 100).round(2) if percent else drop.to_numpy().astype(float)
     limit = max(float(np.nanmax(np.abs(z))), 1e-9)
+    worse = f"{task.label} drop" if task.higher_is_better else f"{task.label} rise (worse)"
+    unit = " points" if percent else ""
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"{r:.0%}" for r in drop.columns], y=list(drop.index), zmin=-limit, zmax=limit,
-        colorscale="RdBu_r", zmid=0, colorbar=dict(title="drop (pt)"), text=z, texttemplate="%{text:.1f}",
-        hovertemplate="%{y} alone at %{x}<br>accuracy drop %{z:.2f} points<extra></extra>",
+        colorscale="RdBu_r", zmid=0, colorbar=dict(title="drop (pt)" if percent else f"{task.label} worse by"),
+        text=z, texttemplate="%{text:.1f}" if percent else "%{text:.3g}",
+        hovertemplate=f"%{{y}} alone at %{{x}}<br>{worse} %{{z:{'.2f' if percent else '.4g'}}}{unit}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=list(drop.index))
-    return titled(fig, "Sensitivity: accuracy drop with one layer pruned", "sparsity of that layer", "layer")
+    return titled(fig, f"Sensitivity: {worse} with one layer pruned", "sparsity of that layer", "layer")
 
 
-def sensitivity_curves_figure(accuracy: pd.DataFrame, baseline: float) -> go.Figure:
-    """Test accuracy against the sparsity of each layer alone, one line per layer."""
+def sensitivity_curves_figure(accuracy: pd.DataFrame, baseline: float, task: Task = MULTICLASS) -> go.Figure:
+    """The headline metric (SensitivityReport.accuracy) against the sparsity of each layer alone,
+    one line per layer."""
+    tick, hover = metric_formats(task)
     fig = go.Figure()
     for layer, row in accuracy.iterrows():
         fig.add_scatter(x=list(accuracy.columns), y=list(row), mode="lines+markers", name=str(layer),
-                        hovertemplate=f"{layer}<br>sparsity %{{x:.0%}}<br>accuracy %{{y:.2%}}<extra></extra>")
+                        hovertemplate=f"{layer}<br>sparsity %{{x:.0%}}<br>{task.label} %{{y:{hover}}}<extra></extra>")
     fig.add_hline(y=baseline, line=dict(color=BASELINE_COLOR, dash="dash"), annotation_text="dense baseline")
     fig.update_xaxes(tickformat=".0%")
-    fig.update_yaxes(tickformat=".0%")
-    return titled(fig, "Accuracy with one layer pruned", "sparsity of that layer", "test accuracy")
+    fig.update_yaxes(tickformat=tick)
+    return titled(fig, f"{upper_first(task.label)} with one layer pruned", "sparsity of that layer",
+                  f"test {task.label}")
 
 
 def plan_figure(plan: Mapping[str, float], uniform: float, method: str = "magnitude") -> go.Figure:
@@ -238,9 +266,10 @@ def compare_layers_figure(runs: Sequence[tuple[str, str, Sequence[Mapping[str, A
 
 
 def compare_curves_figure(curves: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
-                          marks: Sequence[tuple[str, str, float, float]] = ()) -> go.Figure:
-    """Accuracy vs measured sparsity: each sweep's points as lines (one per method), and single
-    prune runs as marks (label, method, sparsity, accuracy)."""
+                          marks: Sequence[tuple[str, str, float, float]] = (), task: Task = MULTICLASS) -> go.Figure:
+    """The headline metric of `task` vs measured sparsity: each sweep's points as lines (one per
+    method), and single prune runs as marks (label, method, sparsity, metric value)."""
+    m, (tick, _) = task.metric, metric_formats(task)
     fig = go.Figure()
     for label, points in curves:
         by_method: dict[str, list[Mapping[str, Any]]] = {}
@@ -248,12 +277,13 @@ def compare_curves_figure(curves: Sequence[tuple[str, Sequence[Mapping[str, Any]
             by_method.setdefault(str(p["method"]), []).append(p)
         for method, rows in by_method.items():
             rows = sorted(rows, key=lambda r: r["sparsity"])
-            fig.add_scatter(x=[r["sparsity"] for r in rows], y=[r["accuracy"] for r in rows], mode="lines+markers",
+            fig.add_scatter(x=[r["sparsity"] for r in rows], y=[r.get(m) for r in rows], mode="lines+markers",
                             name=f"{label}: {method}", line=dict(color=method_color(method)))
     for label, method, sparsity, accuracy in marks:
         fig.add_scatter(x=[sparsity], y=[accuracy], mode="markers", name=label,
                         marker=dict(color=method_color(method), size=13, symbol="diamond",
                                     line=dict(color="black", width=1)))
     fig.update_xaxes(tickformat=".0%", range=[-0.02, 1.0])
-    fig.update_yaxes(tickformat=".0%")
-    return titled(fig, "Accuracy vs sparsity, runs overlaid", "sparsity (measured)", "test accuracy")
+    fig.update_yaxes(tickformat=tick)
+    return titled(fig, f"{upper_first(task.label)} vs sparsity, runs overlaid", "sparsity (measured)",
+                  f"test {task.label}")

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from pruning.errors import BadInput
 from pruning.paths import home  # not baselines: that imports TensorFlow
@@ -38,12 +39,23 @@ def persistent(widget: Callable, label: str, key: str, default: Any, container=s
         st.session_state[key] = default
     if widget is st.multiselect and options is not None:
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
-    wkey, synced = state.widget_key(key), f"_synced_{key}"
-    if wkey not in st.session_state or st.session_state[key] != st.session_state.get(synced, _UNSET):
+    wkey, synced, seen_on = state.widget_key(key), f"_synced_{key}", f"_page_{key}"
+    page = current_page()
+    # a page switch reseeds too: the browser sends the old page's widget values with the switch,
+    # and one the server set in the last run (an upload picking "uploaded dataset") comes back stale
+    if (wkey not in st.session_state or st.session_state[key] != st.session_state.get(synced, _UNSET)
+            or st.session_state.get(seen_on) != page):
         st.session_state[wkey] = st.session_state[key]
     value = getattr(container, widget.__name__)(label, key=wkey, **kwargs)
     st.session_state[key] = st.session_state[synced] = value
+    st.session_state[seen_on] = page
     return value
+
+
+def current_page() -> str:
+    """The page script this run is for ("" outside a Streamlit run)."""
+    ctx = get_script_run_ctx()
+    return getattr(ctx, "page_script_hash", "") if ctx is not None else ""
 
 
 def session_upload_dir() -> Path:

@@ -39,6 +39,7 @@ SENS_SPEC = "ps_sens_spec"  # JSON of the last scan started
 PLAN_MODE = "ps_plan_mode"  # "target" or "budget"
 PLAN_TARGET = "ps_plan_target"
 PLAN_BUDGET = "ps_plan_budget"
+PLAN_BUDGET_UNITS = "ps_plan_budget_units"  # the same budget in the metric's own units (regression: MAE)
 PLAN = "ps_plan"  # dict layer -> sparsity applied on the Prune page (PruneSpec.layer_sparsity)
 
 REFERENCE_GRID = "0, 20, 40, 60, 80, 90, 95"

@@ -31,6 +31,7 @@ def visit_of(report: PruneReport) -> dict[str, Any]:
     return {
         "key": spec.to_json(), "model": spec.model.label, "data": spec.data.name,
         "method": report.method, "granularity": report.granularity, "metric": metric,
+        "task": str(getattr(report, "task", "multiclass")),  # names the metric: "mean per-label accuracy"
         "higher_is_better": higher, "value": float(report.pruned[metric]),
         "baseline": float(report.baseline[metric]), "sparsity": float(report.sparsity),
         "target_sparsity": float(report.target_sparsity), "scope": spec.scope,

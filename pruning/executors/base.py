@@ -54,6 +54,12 @@ class Executor(Protocol):
         is, any other pruned again); the path written."""
         ...
 
+    def convert(self, spec: PruneSpec, source: str, path: str, out_format: Optional[str] = None) -> str:
+        """Write the pruned model file `source` (PruneScope's tf_keras `.keras`, e.g. a run's) to
+        `path` as `keras2` or `keras3` (None: the format `spec`'s model came in), where TensorFlow
+        lives (model.keras3.write_pruned: a Keras 3 file is proven on the test split); the path."""
+        ...
+
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport: ...
 

@@ -21,7 +21,7 @@ from ..specs import (
 )
 from .errors import Cancelled
 from .jobs import Job, JobBook, label, prune_label, sensitivity_label, sweep_label
-from .operations import describe
+from .operations import OPERATIONS, convert_args, describe, run_operation
 
 POLL_S = 0.2  # how often a job waiting for the engine checks whether it was cancelled
 
@@ -93,6 +93,10 @@ class InlineExecutor:
     def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
         with self._job("save", label("save", spec.model, spec.data, spec.method)) as job:
             return self.engine.save(spec, path, self._checked(job, on_progress))
+
+    def convert(self, spec: PruneSpec, source: str, path: str, out_format: Optional[str] = None) -> str:
+        with self._job("convert", label("convert", spec.model, spec.data, spec.method)):
+            return run_operation(OPERATIONS, self.engine, "convert", convert_args(spec, source, path, out_format))
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -53,6 +53,17 @@ def _save(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: Po
     return engine.save(PruneSpec.from_dict(args["spec"]), args["path"], on_progress)
 
 
+def convert_args(spec: PruneSpec, source: str, path: str, out_format: Optional[str]) -> dict[str, Any]:
+    """The `convert` request's arguments (Executor.convert), the same for every executor."""
+    return {"spec": spec.to_dict(), "source": str(source), "path": str(path), "out_format": out_format}
+
+
+def _convert(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> str:
+    from ..model.keras3 import write_pruned  # Keras 3 and TensorFlow: here, where they live
+
+    return str(write_pruned(args["source"], args["path"], PruneSpec.from_dict(args["spec"]), args.get("out_format")))
+
+
 def _sweep(engine, args: Mapping[str, Any], on_progress: ProgressFn, on_point: PointFn) -> dict[str, Any]:
     report = engine.sweep(SweepSpec.from_dict(args["spec"]), on_point=on_point, on_progress=on_progress,
                           resume=args.get("resume", ()))
@@ -78,6 +89,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({
     "baseline": _baseline,
     "prune": _prune,
     "save": _save,
+    "convert": _convert,
     "sweep": _sweep,
     "sensitivity": _sensitivity,
     "deploy": _deploy,
@@ -90,7 +102,7 @@ def get_operation(table: Mapping[str, Operation], op: str) -> Operation:
     >>> get_operation(OPERATIONS, "prnue")
     Traceback (most recent call last):
     ...
-    ValueError: unknown operation 'prnue': choose one of baseline, deploy, describe, prune, save, sensitivity, sweep
+    ValueError: unknown operation 'prnue': choose one of baseline, convert, deploy, describe, prune, save, sensitivity, sweep
     """
     if op not in table:
         raise ValueError(f"unknown operation {op!r}: choose one of {', '.join(sorted(table))}")

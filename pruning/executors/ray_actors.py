@@ -31,6 +31,7 @@ from ..specs import (
 from ..sweep_rows import SweepRows
 from .errors import Cancelled, WorkerDied, decode_error
 from .jobs import Job, JobBook, label, prune_label, sensitivity_label, sweep_label
+from .operations import convert_args
 from .ray_slot import RAY_OPERATIONS, Slot
 from .wire import from_wire
 
@@ -325,6 +326,12 @@ class RayExecutor:
         same filesystem on a local Ray instance)."""
         with self._job("save", label("save", spec.model, spec.data, spec.method)) as job:
             return self._one(job, "save", {"spec": spec.to_dict(), "path": str(path)},
+                             self._blobs_for(spec.model, spec.data))
+
+    def convert(self, spec: PruneSpec, source: str, path: str, out_format: Optional[str] = None) -> str:
+        """The file converted by an actor: both paths on the actor's node (as for `save`)."""
+        with self._job("convert", label("convert", spec.model, spec.data, spec.method)) as job:
+            return self._one(job, "convert", convert_args(spec, source, path, out_format),
                              self._blobs_for(spec.model, spec.data))
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,

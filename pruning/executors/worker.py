@@ -28,7 +28,7 @@ from ..specs import (
 )
 from .errors import Cancelled, WorkerDied, WorkerError, decode_error, encode_error
 from .jobs import Job, label, prune_label, sensitivity_label, supersede, sweep_label
-from .operations import OPERATIONS, run_operation
+from .operations import OPERATIONS, convert_args, run_operation
 from .wire import dumps, from_wire
 
 MAX_JOBS = 200  # recycle after this many jobs: TensorFlow's caches only grow
@@ -36,7 +36,7 @@ MAX_RSS_BYTES = 8 << 30  # ... or once its resident memory passes this
 START_TIMEOUT_S = 180.0  # importing TensorFlow on a busy 2-core machine can take a while
 POLL_S = 0.2  # how often a waiting caller checks for cancellation and a dead worker
 REPORT_KINDS = ("baseline", "prune", "sweep", "sensitivity")
-DRAIN_KINDS = ("baseline", "prune", "save", "describe")  # short jobs: finished unseen when their caller leaves
+DRAIN_KINDS = ("baseline", "prune", "save", "convert", "describe")  # short jobs: finished unseen when their caller leaves
 
 WORKER_NAME = "prunescope-worker"
 _spawn_lock = threading.Lock()
@@ -330,6 +330,10 @@ class WorkerExecutor:
     def save(self, spec: PruneSpec, path: str, on_progress: Optional[ProgressFn] = None) -> str:
         return self._call("save", label("save", spec.model, spec.data, f"{spec.method} at {spec.target_sparsity:.0%}"),
                           {"spec": spec.to_dict(), "path": str(path)}, on_progress)
+
+    def convert(self, spec: PruneSpec, source: str, path: str, out_format: Optional[str] = None) -> str:
+        return self._call("convert", label("convert", spec.model, spec.data, spec.method),
+                          convert_args(spec, source, path, out_format), None)
 
     def sweep(self, spec: SweepSpec, on_point: Optional[PointFn] = None, on_progress: Optional[ProgressFn] = None,
               resume: Iterable[Mapping[str, Any]] = ()) -> SweepReport:

@@ -199,7 +199,8 @@ def layer_macs(model: keras.Model) -> dict[str, dict[str, int]]:
             macs[layer.name] = {"kernel": positions * int(np.prod(layer.kernel.shape))}
         elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
             macs[layer.name] = {"kernel": _conv_macs(layer)}
-        elif isinstance(layer, keras.layers.LSTM):
+        elif isinstance(layer, (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)):
+            # every gate's columns are in the kernels: 4 (LSTM), 3 (GRU) or 1 block per step
             steps = int(layer.input_shape[1]) if layer.input_shape[1] else 1
             macs[layer.name] = {
                 "kernel": steps * int(np.prod(layer.cell.kernel.shape)),

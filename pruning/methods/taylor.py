@@ -38,7 +38,9 @@ def taylor_scores(request: PruneRequest) -> dict[str, np.ndarray]:
             tape.watch(variables)  # frozen (non-trainable) layers are not watched by default
             loss = loss_fn(yb, model(xb, training=False))
         for acc, grad, pw in zip(total, tape.gradient(loss, variables), selected):
-            acc += np.abs(request.weights[pw.key] * grad.numpy())
+            # an Embedding table's gradient is IndexedSlices (only the looked-up rows): made dense
+            # here, rows never looked up get a zero gradient and so the lowest saliency
+            acc += np.abs(request.weights[pw.key] * tf.convert_to_tensor(grad).numpy())
     return {pw.key: acc / len(batches) for pw, acc in zip(selected, total)}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from .._keras import keras as tfk
 from ..errors import BadInput
 from .layer_configs import graph_of, translate_layer
+from .safety import default_out_format
 
 # Outputs of the rebuilt model may differ from Keras 3's by float rounding only: anything above
 # this (relative to the largest output, at least 1) means the rebuild is not the same model.
@@ -136,13 +137,6 @@ def write_model(source: str | Path, out: str | Path, out_format: str, x: Optiona
     else:
         raise BadInput(f"unknown model format {out_format!r}: choose keras2 or keras3")
     return Path(out)
-
-
-def default_out_format(model: Any) -> str:
-    """The format a pruned model goes out in: the one it came in (a ModelRef; zoo models: keras2)."""
-    from .safety import saved_by_keras3
-
-    return "keras3" if getattr(model, "is_file", False) and saved_by_keras3(model.path) else "keras2"
 
 
 def write_pruned(source: str | Path, out: str | Path, spec: Any, out_format: Optional[str] = None) -> Path:

@@ -114,6 +114,17 @@ def saved_by_keras3(path: str | Path) -> bool:
     return keras_major(version) >= 3
 
 
+MODEL_FORMATS = ("keras2", "keras3")  # what a pruned model can be written as (keras2: tf_keras)
+
+
+def default_out_format(model: Any) -> str:
+    """The format a pruned model goes out in: the one it came in (a ModelRef; zoo models: keras2).
+
+    Here, not in the bridge: the app's server picks the download's default without TensorFlow.
+    """
+    return "keras3" if getattr(model, "is_file", False) and saved_by_keras3(model.path) else "keras2"
+
+
 # -- .keras archives -----------------------------------------------------------------------
 def _zip_entry_count(path: Path) -> int:
     """Entries declared in the end-of-central-directory record, read before zipfile parses

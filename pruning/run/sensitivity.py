@@ -25,8 +25,9 @@ def sensitivity_outcome(report: SensitivityReport):
     from ..runs.store import Outcome
 
     raw = report.to_json_dict()
-    return Outcome(metrics={"points": raw["timing_s"]["evaluations"], "baseline_accuracy": raw["baseline_accuracy"],
-                            "timing_s": raw["timing_s"]}, details=raw)
+    metric = raw["metric"]  # the baseline is stored under its headline metric: baseline_accuracy, baseline_mae
+    return Outcome(metrics={"points": raw["timing_s"]["evaluations"], f"baseline_{metric}": raw[f"baseline_{metric}"],
+                            "task": raw["task"], "timing_s": raw["timing_s"]}, details=raw)
 
 
 def check_method(name: str) -> Method:

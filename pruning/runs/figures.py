@@ -11,14 +11,21 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..measure.tasks import TASKS, Task
 from .palette import BASELINE_COLOR, method_color
 
 HIST_COLUMNS = 3
-PERCENT_KEYS = ("accuracy", "train_accuracy", "robust_accuracy")
+PERCENT_KEYS = ("accuracy", "train_accuracy", "robust_accuracy", "auc")
+MULTICLASS = TASKS["multiclass"]  # what runs stored before task heads were measured with
 METRIC_LABELS = {
     "accuracy": "test accuracy",
     "robust_accuracy": "robust accuracy (noisy inputs)",
     "train_accuracy": "train accuracy",
+    "auc": "test ROC AUC",
+    "mae": "test MAE",
+    "robust_mae": "robust MAE (noisy inputs)",
+    "train_mae": "train MAE",
+    "r2": "test R²",
     "loss": "test loss",
     "params": "parameters",
     "nonzero_params": "nonzero parameters",
@@ -35,6 +42,20 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "report": {"margin": dict(l=50, r=20, t=60, b=50), "legend": dict(orientation="h", y=-0.2)},
 }
 LayerRows = Union[pd.DataFrame, Sequence[Mapping[str, Any]]]
+
+
+def metric_formats(task: Task) -> tuple[str, str]:
+    """(axis tick format, hover format) of a task's headline metric: percent, or 4 digits.
+
+    >>> metric_formats(TASKS["regression"]), metric_formats(MULTICLASS)
+    (('', '.4g'), ('.0%', '.2%'))
+    """
+    return (".0%", ".2%") if task.unit == "%" else ("", ".4g")
+
+
+def upper_first(text: str) -> str:
+    """"MAE" stays "MAE" (str.capitalize would make it "Mae"): "mean per-label accuracy" -> "Mean per-label accuracy"."""
+    return text[:1].upper() + text[1:]
 
 
 def titled(fig: go.Figure, title: str, x: str, y: str, place: str = "page") -> go.Figure:
@@ -81,18 +102,23 @@ def layer_sparsity_figure(layers: LayerRows, method: str, place: str = "page") -
     return titled(fig, "Sparsity per layer (measured)", "layer (network order)", "zeros among prunable weights", place)
 
 
-def metrics_figure(baseline: Mapping[str, Any], pruned: Mapping[str, Any], method: str) -> go.Figure:
-    """Left: accuracies side by side. Right: the pruned model as a share of the baseline."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Pruned as a share of baseline"))
-    acc = [k for k in PERCENT_KEYS if baseline.get(k) is not None and pruned.get(k) is not None]
-    labels = [METRIC_LABELS[k] for k in acc]
+def metrics_figure(baseline: Mapping[str, Any], pruned: Mapping[str, Any], method: str,
+                   task: Task = MULTICLASS) -> go.Figure:
+    """Left: the headline metric (test, train, robust) side by side. Right: the pruned model as
+    a share of the baseline."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(upper_first(task.label), "Pruned as a share of baseline"))
+    m = task.metric
+    acc = [k for k in (m, f"train_{m}", f"robust_{m}") if baseline.get(k) is not None and pruned.get(k) is not None]
+    labels = [METRIC_LABELS.get(k, k).replace("accuracy", task.label) if task.unit == "%" else METRIC_LABELS.get(k, k)
+              for k in acc]
     fig.add_bar(x=labels, y=[baseline[k] for k in acc], name="baseline", marker_color=BASELINE_COLOR, row=1, col=1)
     fig.add_bar(x=labels, y=[pruned[k] for k in acc], name="pruned", marker_color=method_color(method), row=1, col=1)
     shares = [k for k in ("nonzero_params", "effective_flops", "size_bytes", "gzip_bytes", "latency_ms")
               if baseline.get(k) and pruned.get(k) is not None]
     fig.add_bar(x=[METRIC_LABELS[k] for k in shares], y=[pruned[k] / baseline[k] for k in shares],
                 name="pruned / baseline", marker_color=method_color(method), showlegend=False, row=1, col=2)
-    fig.update_yaxes(tickformat=".0%", row=1, col=1, range=[0, 1])
+    if task.unit == "%":
+        fig.update_yaxes(tickformat=".0%", row=1, col=1, range=[0, 1])
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(barmode="group", template="plotly_white", title="Baseline vs pruned", height=420,
                       legend=dict(orientation="h", y=-0.35))
@@ -144,7 +170,8 @@ def waterfall_figure(stages: pd.DataFrame) -> go.Figure:
 
 def tradeoff_figure(points: Iterable[Mapping[str, Any]], highlight: Optional[Mapping[str, Any]] = None,
                     x: str = "sparsity", y: str = "accuracy") -> go.Figure:
-    """Accuracy against measured sparsity, one line per (sweep `run_id`, method); `highlight` as a star."""
+    """The metric `y` (the headline: accuracy, MAE) against measured sparsity, one line per
+    (sweep `run_id`, method); `highlight` as a star."""
     fig = go.Figure()
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for p in points:
@@ -158,6 +185,7 @@ def tradeoff_figure(points: Iterable[Mapping[str, Any]], highlight: Optional[Map
     if highlight is not None:
         fig.add_scatter(x=[highlight[x]], y=[highlight[y]], mode="markers", name="this run",
                         marker=dict(symbol="star", size=16, color="black"))
+    label = METRIC_LABELS.get(y, y)
     fig.update_xaxes(tickformat=".0%")
-    fig.update_yaxes(tickformat=".0%")
-    return titled(fig, "Trade-off: accuracy vs measured sparsity", "measured sparsity", "test accuracy", "report")
+    fig.update_yaxes(tickformat=".0%" if y in PERCENT_KEYS else "")
+    return titled(fig, f"Trade-off: {label} vs measured sparsity", "measured sparsity", label, "report")

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 
+from ..measure.tasks import Task, get_task
 from .export import size_waterfall
 from .store import Run, RunStore
 
@@ -16,8 +17,7 @@ RUNS_COLUMNS = ("id", "kind", "status", "name", "model", "dataset", "method", "t
                 "seed", "device", "note", "error", "created_at")
 COMPARE_METRICS = ("accuracy", "robust_accuracy", "train_accuracy", "loss", "nonzero_params", "effective_flops",
                    "size_bytes", "gzip_bytes", "latency_ms")
-PARETO_COLUMNS = ("method", "sparsity", "source", "accuracy", "latency_ms", "gzip_bytes")
-PARETO_METRICS = ("accuracy", "latency_ms", "gzip_bytes")
+PARETO_COSTS = ("latency_ms", "gzip_bytes")  # a Pareto point's columns: method, sparsity, source, metric, costs
 POINT_STATES = ("completed", "interrupted")  # runs whose measured points count as history
 
 
@@ -59,8 +59,9 @@ def compare_frame(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pareto_rows(store: RunStore, runs: Sequence[Run], model: str, dataset: str) -> tuple[pd.DataFrame, dict]:
-    """Pareto points of one model on one dataset, and its dense baseline.
+def pareto_rows(store: RunStore, runs: Sequence[Run], model: str,
+                dataset: str) -> tuple[pd.DataFrame, dict, Task]:
+    """Pareto points of one model on one dataset, its dense baseline and its task.
 
     Args:
         store: where the sweeps' points are read from.
@@ -69,24 +70,29 @@ def pareto_rows(store: RunStore, runs: Sequence[Run], model: str, dataset: str) 
         dataset: the dataset name the runs are filtered by.
 
     Returns:
-        (points, baseline): completed prune runs and the points of completed or
-        interrupted sweeps, with PARETO_COLUMNS and no missing metric; the baseline metrics.
+        (points, baseline, task): completed prune runs and the points of completed or
+        interrupted sweeps, with the columns method, sparsity, source, the task's headline
+        metric (`accuracy`, `mae`) and PARETO_COSTS, and no missing value; the baseline
+        metrics; the task of the newest run (runs measured with another task are left out).
     """
     rows, baseline = [], {}
-    for run in runs:
-        if run.model != model or run.dataset != dataset or run.status not in POINT_STATES:
+    mine = [run for run in runs if run.model == model and run.dataset == dataset and run.status in POINT_STATES]
+    task = mine[0].task if mine else get_task(None)
+    keys = (task.metric, *PARETO_COSTS)
+    for run in mine:
+        if run.task.metric != task.metric:
             continue
         if run.kind == "prune" and run.status == "completed":
             rows.append({"method": run.method, "sparsity": run.metrics["sparsity"], "source": run.label,
-                         **{k: run.metrics["pruned"][k] for k in PARETO_METRICS}})
+                         **{k: run.metrics["pruned"].get(k) for k in keys}})
             baseline = baseline or run.metrics["baseline"]
         elif run.kind == "sweep":
             for point in store.points(run.id):
                 rows.append({"method": point["method"], "sparsity": point["sparsity"],
-                             "source": f"sweep #{run.id}", **{k: point.get(k) for k in PARETO_METRICS}})
+                             "source": f"sweep #{run.id}", **{k: point.get(k) for k in keys}})
             baseline = baseline or run.metrics.get("baseline", {})
-    frame = pd.DataFrame(rows, columns=list(PARETO_COLUMNS))
-    return frame.dropna(subset=list(PARETO_METRICS)), baseline
+    frame = pd.DataFrame(rows, columns=["method", "sparsity", "source", *keys])
+    return frame.dropna(subset=list(keys)), baseline, task
 
 
 def related_sweeps(store: RunStore, run: Run) -> list[tuple[Run, list[dict[str, Any]]]]:

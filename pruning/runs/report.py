@@ -163,7 +163,7 @@ def _prune_sections(page: _Page, run: Run, points: list[dict[str, Any]]) -> None
     for note in run.details.get("notes", []):
         page.add(f'<p class="note">{html.escape(note)}</p>')
     page.heading("Baseline vs pruned")
-    page.chart(metrics_figure(base, pruned, run.method), "chart-metrics")
+    page.chart(metrics_figure(base, pruned, run.method, task), "chart-metrics")
     page.table(_metric_table(base, pruned), "metrics")
     page.heading("Per layer")
     page.chart(layer_sparsity_figure(run.layers, run.method, "report"), "chart-layer-sparsity")

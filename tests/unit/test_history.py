@@ -85,8 +85,9 @@ def test_pareto_rows_of_one_model_from_prunes_and_sweep_points(store):
     points.append({"method": "magnitude", "target_sparsity": 0.9, "sparsity": 0.9, "accuracy": None,
                    "latency_ms": 1.0, "gzip_bytes": 100})  # no accuracy: not a Pareto point
     s = add_sweep(store, "cnn", points, status="interrupted")
-    frame, baseline = history.pareto_rows(store, store.list(), "cnn", "digits")
-    assert list(frame.columns) == list(history.PARETO_COLUMNS)
+    frame, baseline, task = history.pareto_rows(store, store.list(), "cnn", "digits")
+    assert task.metric == "accuracy" and list(frame.columns) == ["method", "sparsity", "source", "accuracy",
+                                                                 "latency_ms", "gzip_bytes"]
     assert frame.to_dict(orient="records") == [
         {"method": "magnitude", "sparsity": 0.0, "source": f"sweep #{s}", "accuracy": 1.0, "latency_ms": 2.0,
          "gzip_bytes": 1000},
@@ -99,8 +100,9 @@ def test_pareto_rows_of_one_model_from_prunes_and_sweep_points(store):
 
 
 def test_pareto_rows_of_a_model_with_no_runs(store):
-    frame, baseline = history.pareto_rows(store, store.list(), "cnn", "digits")
-    assert frame.empty and list(frame.columns) == list(history.PARETO_COLUMNS) and baseline == {}
+    frame, baseline, task = history.pareto_rows(store, store.list(), "cnn", "digits")
+    assert frame.empty and list(frame.columns) == ["method", "sparsity", "source", "accuracy", "latency_ms",
+                                                   "gzip_bytes"] and baseline == {} and task.metric == "accuracy"
 
 
 def test_related_sweeps_are_those_of_the_same_model_and_data_with_points(store):

@@ -215,3 +215,17 @@ def test_a_newer_inline_job_supersedes_a_queued_one_with_its_key(tiny_refs):
     new.join(60)
     assert isinstance(results["old"], Cancelled) and "superseded" in str(results["old"])
     assert results["new"].target_sparsity == 0.6
+
+
+def test_recurrent_macs_count_every_gate_at_every_step():
+    """kernel (inputs x gates*units) and recurrent kernel (units x gates*units), once per time step."""
+    from pruning._keras import keras
+    from pruning.measure.metrics import layer_macs
+
+    L = keras.layers
+    inputs = L.Input((7, 3))
+    outputs = [L.LSTM(4, name="lstm")(inputs), L.GRU(4, name="gru")(inputs), L.SimpleRNN(4, name="rnn")(inputs)]
+    macs = layer_macs(keras.Model(inputs, outputs))
+    assert macs["lstm"] == {"kernel": 7 * 3 * 16, "recurrent_kernel": 7 * 4 * 16}
+    assert macs["gru"] == {"kernel": 7 * 3 * 12, "recurrent_kernel": 7 * 4 * 12}
+    assert macs["rnn"] == {"kernel": 7 * 3 * 4, "recurrent_kernel": 7 * 4 * 4}

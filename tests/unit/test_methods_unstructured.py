@@ -105,6 +105,24 @@ def test_taylor_is_weight_times_gradient_averaged_over_minibatches():
     np.testing.assert_array_equal(mask, top_k_mask(expected, keep_count(12, 0.5)))
 
 
+def test_taylor_scores_an_embedding_table_by_the_rows_looked_up():
+    """An Embedding's gradient is sparse (IndexedSlices): rows never looked up score exactly 0,
+    so at 50% the mask keeps exactly the 5 rows the data uses (5 x 4 of 10 x 4 weights)."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([L.Input((6,)), L.Embedding(10, 4, name="embed"), L.GlobalAveragePooling1D(),
+                              L.Dense(3, activation="softmax", name="fc")])
+    model.get_layer("embed").set_weights([distinct((10, 4), 2)])
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 6, (100, 6)).astype(np.float32)  # tokens 1..5 only
+    y = rng.integers(0, 3, 100)
+    data = Dataset("tokens", x[:20], y[:20], x, y, 3)
+    req = request({"embed/embeddings": model.get_weights()[0]}, 0.5, model=model, data=data)
+    scores = taylor_scores(req)["embed/embeddings"]
+    assert (scores[[0, 6, 7, 8, 9]] == 0).all() and (scores[1:6] > 0).all()
+    mask = METHODS["taylor"].prune(req).masks["embed/embeddings"]
+    np.testing.assert_array_equal(mask.all(axis=1), [False, True, True, True, True, True, False, False, False, False])
+
+
 def test_taylor_needs_training_data():
     model, data = softmax_regression_and_data()
     no_train = Dataset("test-only", data.x_test, data.y_test, None, None, 3)

@@ -240,7 +240,7 @@ def test_an_unknown_operation_fails_in_the_worker_with_the_valid_names(worker):
     with pytest.raises(ValueError) as unknown:
         worker._call("prnue", "a misspelt job", {})
     assert str(unknown.value) == ("unknown operation 'prnue': choose one of "
-                                  "baseline, deploy, describe, prune, save, sensitivity, sweep")
+                                  "baseline, convert, deploy, describe, prune, save, sensitivity, sweep")
     assert worker.describe()["models"]  # the worker serves on
 
 
