@@ -151,10 +151,11 @@ def waterfall_figure(stages: pd.DataFrame) -> go.Figure:
     after `ratio`: `accuracy` as a percentage, `mae` and the like in 4 digits)."""
     values = [int(v) for v in stages["bytes"]]
     columns = list(stages.columns)
-    metric = columns[columns.index("ratio") + 1] if "ratio" in columns[:-1] else None
+    metric = (columns[columns.index("ratio") + 1] if "ratio" in columns[:-1]
+              else next((k for k in ("accuracy", "mae") if k in columns), None))
     metric = None if metric == "measured_by" else metric
     scores = list(stages[metric]) if metric else [None] * len(values)
-    shown = "{:.1%}" if metric == "accuracy" else f"{metric} " + "{:.4g}"
+    shown = "{:.1%}" if metric == "accuracy" else f"{'MAE' if metric == 'mae' else metric} " + "{:.4g}"
     text = [f"{v / 1024:,.1f} KB" + (f" · {shown.format(a)}" if _given(a) else "") for v, a in zip(values, scores)]
     measure = list(stages["measure"]) if "measure" in stages else ["absolute"] + ["relative"] * (len(values) - 1)
     # an absolute bar starts from zero (the dense file, or a second branch), a relative one from the bar before
@@ -165,7 +166,7 @@ def waterfall_figure(stages: pd.DataFrame) -> go.Figure:
         decreasing=dict(marker=dict(color="#2ca02c")), increasing=dict(marker=dict(color="#d62728")),
         totals=dict(marker=dict(color=BASELINE_COLOR)),
     ))
-    return titled(fig, f"Model size, step by step (and {metric or 'accuracy'})", "", "bytes", "report")
+    return titled(fig, f"Model size, step by step (and {'MAE' if metric == 'mae' else metric or 'accuracy'})", "", "bytes", "report")
 
 
 def tradeoff_figure(points: Iterable[Mapping[str, Any]], highlight: Optional[Mapping[str, Any]] = None,
