@@ -12,12 +12,14 @@ from typing import Any, Callable, Optional, Sequence
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from pruning.errors import BadInput
 from pruning.paths import home  # not baselines: that imports TensorFlow
 from pruning.specs import DataRef, ModelRef
 
 from . import backend, state
+from .progress import progress_to  # noqa: F401  (pages import it from here too)
 
 _UNSET = object()
 
@@ -38,12 +40,23 @@ def persistent(widget: Callable, label: str, key: str, default: Any, container=s
         st.session_state[key] = default
     if widget is st.multiselect and options is not None:
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
-    wkey, synced = state.widget_key(key), f"_synced_{key}"
-    if wkey not in st.session_state or st.session_state[key] != st.session_state.get(synced, _UNSET):
+    wkey, synced, seen_on = state.widget_key(key), f"_synced_{key}", f"_page_{key}"
+    page = current_page()
+    # A sidebar widget drawn on every page keeps its key across a page switch, but the widget is a
+    # new one there: unseeded, it would fall back to its first option (an uploaded model lost).
+    if (wkey not in st.session_state or st.session_state[key] != st.session_state.get(synced, _UNSET)
+            or st.session_state.get(seen_on) != page):
         st.session_state[wkey] = st.session_state[key]
     value = getattr(container, widget.__name__)(label, key=wkey, **kwargs)
     st.session_state[key] = st.session_state[synced] = value
+    st.session_state[seen_on] = page
     return value
+
+
+def current_page() -> Optional[str]:
+    """The running page's script hash (None outside a Streamlit script run)."""
+    ctx = get_script_run_ctx()
+    return ctx.page_script_hash if ctx is not None else None
 
 
 def session_upload_dir() -> Path:
@@ -120,15 +133,6 @@ def select_model_and_data() -> tuple[ModelRef, DataRef]:
 def show_error(exc: BadInput) -> None:
     """A user-fixable problem: one line, no traceback; the app keeps serving."""
     st.error(str(exc), icon="⚠️")
-
-
-def progress_to(slot):
-    """An `on_progress(fraction, message)` callback drawing into the placeholder `slot`."""
-
-    def on_progress(fraction: float, message: str) -> None:
-        slot.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-    return on_progress
 
 
 def run_gate(spec_json: str, key: str, noun: str) -> None:
