@@ -62,7 +62,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default="magnitude,random")
+    parser.add_argument("--methods", default="magnitude,random,lamp",
+                        help="3 x the 20 FINE_SPARSITIES = 60 points: room for 20 rounds of 1-3 new points")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="prunescope-crash-"))
     home = work / "home"

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-RATES = "0, 10, 20, 30, 40, 50, 60, 70, 80, 90"  # x magnitude, random: 20 points
+RATES = ", ".join(str(r) for r in range(0, 90, 3))  # 0-87 % in steps of 3, x magnitude, random: 60 points
+POINTS = 60  # enough that 20 rounds of 1-3 new points each fit before the sweep is done
 
 
 def free_port() -> int:
@@ -90,14 +91,14 @@ def start_sweep(browser, url: str) -> object:
     rates.wait_for(timeout=300_000)
     rates.fill(RATES)
     rates.press("Enter")
-    page.get_by_text("20 points: 2 method(s) x 10 sparsities").wait_for(timeout=120_000)
+    page.get_by_text(f"{POINTS} points: 2 method(s) x {POINTS // 2} sparsities").wait_for(timeout=120_000)
     page.get_by_role("button", name="Run sweep").click()
     return page
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -115,7 +116,7 @@ def main() -> int:
         prior: dict[tuple, dict] = {}
         for _ in range(args.rounds):
             want = len(prior) + rng.randint(1, 3)
-            if want >= 20:
+            if want >= POINTS:
                 break
             known = {run_id for run_id, _, _ in runs(db)}
             page = start_sweep(browser, f"http://127.0.0.1:{port}")
@@ -135,7 +136,7 @@ def main() -> int:
             for pid in alive:  # ours: the worker of the server we started
                 os.kill(pid, signal.SIGKILL)
             totals["rounds"] += 1
-            totals["killed_mid_sweep"] += bool(mine) and mine[-1][1] == "running" and len(mine[-1][2]) < 20
+            totals["killed_mid_sweep"] += bool(mine) and mine[-1][1] == "running" and len(mine[-1][2]) < POINTS
             port = free_port()
             server = start_server(home, port, log)
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30)  # the next start
@@ -178,7 +179,7 @@ def main() -> int:
     print(json.dumps(totals, indent=2))
     ok = (totals["lost"] == totals["recomputed"] == totals["duplicates"] == 0
           and totals["rounds"] == totals["killed_mid_sweep"] == totals["interrupted_after_restart"]
-          == totals["integrity_ok"] and totals["final_status"] == "completed" and totals["final_points"] == 20
+          == totals["integrity_ok"] and totals["final_status"] == "completed" and totals["final_points"] == POINTS
           and totals["final_lost"] == totals["final_recomputed"] == totals["final_duplicates"] == 0
           and totals["exception_boxes"] == 0)
     return 0 if ok else 1

@@ -102,6 +102,8 @@ class Session:
 
     plan: Plan
     page: object
+    model: str  # the model's name in the run store: "mlp", or the uploaded file's
+    method: str = "magnitude"  # the method in effect after the latest submit
     before: Optional[str] = None  # the "Pruned in" caption before the burst
     submitted_ms: float = 0.0
     result_ms: Optional[float] = None
@@ -142,7 +144,7 @@ def open_session(browser, url: str, plan: Plan, model_file: Path, data_file: Pat
         page.goto(url + "/Prune")
         page.get_by_text("Sparsity (measured)", exact=True).first.wait_for(timeout=300_000)
     wait_idle(page)
-    return Session(plan, page)
+    return Session(plan, page, model_file.name if plan.upload else "mlp")
 
 
 def caption_now(page) -> Optional[str]:
@@ -150,12 +152,13 @@ def caption_now(page) -> Optional[str]:
     return results[-1]["caption"] if results else None
 
 
-def submit(session: Session) -> None:
-    """The session's one change, without waiting for its result."""
-    page, plan = session.page, session.plan
+def submit(session: Session, plan: Optional[Plan] = None) -> None:
+    """The session's change (its own plan, or `plan`), without waiting for its result."""
+    page, plan = session.page, plan or session.plan
+    session.method = plan.method or session.method
     session.before = caption_now(page)
     session.submitted_ms = page.evaluate("() => Date.now()")
-    if plan.upload:
+    if plan.upload and "/Prune" not in page.url:
         page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]', has_text="Prune").click()
     elif plan.method:
         page.locator('[data-testid="stSelectbox"]', has_text="Method").click()
@@ -170,7 +173,7 @@ def submit(session: Session) -> None:
 def await_result(session: Session, timeout: float = 300_000) -> None:
     """Until the session shows a new result for its own requested sparsity; records when it came."""
     page = session.page
-    if session.plan.upload:
+    if session.before is None:  # the uploader's first visit of the Prune page
         page.get_by_text("Sparsity (measured)", exact=True).first.wait_for(timeout=timeout)
     thumb = page.locator('[data-testid="stSliderThumbValue"]').first  # the control, not the result
     session.requested = f"{float(thumb.inner_text()) * 100:.2f}"
@@ -181,6 +184,22 @@ def await_result(session: Session, timeout: float = 300_000) -> None:
     session.result_ms = page.evaluate(f"(a) => ({found})(a).t", args)
     wait_idle(page, timeout)
     session.cards = {label: card(page, label) for label in ("Test accuracy", "Sparsity (measured)", "Nonzero params")}
+
+
+def expected_cards(run) -> dict:
+    """The cards a session must show for its stored run (ui.cards' formats)."""
+    pruned = run.metrics["pruned"]
+    return {"Test accuracy": f"{pruned['accuracy']:.2%}", "Sparsity (measured)": f"{run.metrics['sparsity']:.2%}",
+            "Nonzero params": f"{pruned['nonzero_params']:,}"}
+
+
+def own_run(runs: list, session: Session):
+    """The one completed run of the session's latest spec: its model, method and requested sparsity."""
+    target = round(float(session.requested) / 100, 4)
+    mine = [r for r in runs if r.model == session.model and r.method == session.method
+            and round(r.target_sparsity, 4) == target and r.status == "completed"]
+    assert len(mine) == 1, (session.plan.name, [(r.model, r.method, r.target_sparsity) for r in runs])
+    return mine[0]
 
 
 def model_options(page) -> list[str]:

@@ -12,8 +12,10 @@ import pytest
 from browser_sessions import (
     PLANS,
     await_result,
+    expected_cards,
     model_options,
     open_session,
+    own_run,
     percentile,
     seen,
     start_server,
@@ -24,23 +26,6 @@ from chromium import LAUNCH_ARGS, chromium_or_fail
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SESSIONS = int(os.environ.get("PRUNESCOPE_E2E_SESSIONS", "4"))  # 8: what the benchmark runs
-
-
-def expected_cards(run) -> dict:
-    """The cards a session must show for its own stored run (ui.cards' formats)."""
-    pruned = run.metrics["pruned"]
-    return {"Test accuracy": f"{pruned['accuracy']:.2%}", "Sparsity (measured)": f"{run.metrics['sparsity']:.2%}",
-            "Nonzero params": f"{pruned['nonzero_params']:,}"}
-
-
-def own_run(runs, session, model_name: str):
-    """The one completed app run of this session's spec: its model, method and requested sparsity."""
-    target = round(float(session.requested) / 100, 4)
-    method = session.plan.method or "magnitude"
-    mine = [r for r in runs if r.model == model_name and r.method == method
-            and round(r.target_sparsity, 4) == target and r.status == "completed"]
-    assert len(mine) == 1, (session.plan.name, [(r.model, r.method, r.target_sparsity) for r in runs])
-    return mine[0]
 
 
 def test_sessions_prune_at_once_and_each_sees_only_its_own(tmp_path, tiny_model_file, tiny_npz):
@@ -69,8 +54,7 @@ def test_sessions_prune_at_once_and_each_sees_only_its_own(tmp_path, tiny_model_
 
     runs = RunStore(home / "runs.db").list(kind="prune")
     for session in sessions:
-        model_name = tiny_model_file.name if session.plan.upload else "mlp"
-        assert session.cards == expected_cards(own_run(runs, session, model_name)), session.plan.name
+        assert session.cards == expected_cards(own_run(runs, session)), session.plan.name
     shown = [tuple(s.cards.values()) for s in sessions]
     assert len(set(shown)) == len(shown)  # distinct specs, distinct numbers: no one sees another's
     assert exceptions == [0] * len(sessions) and not any(r["exception"] for r in records)
