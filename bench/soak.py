@@ -36,7 +36,8 @@ def descendants(pid: int) -> list[int]:
                 continue
     found, frontier = [], [pid]
     while frontier:
-        kids = [p for p, pp in parents.items() if pp == frontier.pop()]
+        parent = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
         found += kids
         frontier += kids
     return sorted(found)
@@ -76,6 +77,7 @@ def run_soak(jobs: int, model: str = "mlp", dataset: str = "digits", warmup: int
     from ui import backend
 
     tmpdir, home = Path(tempfile.gettempdir()), Path(os.environ["PRUNESCOPE_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="soak-exports-", dir=home))
     executor = backend.get_executor()
     if max_jobs is not None:
@@ -88,12 +90,14 @@ def run_soak(jobs: int, model: str = "mlp", dataset: str = "digits", warmup: int
     workers: list[int] = []
     prune_runs: list[int] = []
     warm: dict[str, Any] = {}
+    spent: dict[str, float] = {}  # seconds per kind of job
     started = time.perf_counter()
     for i in range(jobs):
         kind = KINDS[i % len(KINDS)]
         if kind in ("export", "report") and not prune_runs:
             kind = "prune"
         counts[kind] += 1
+        t0 = time.perf_counter()
         if kind == "prune":  # distinct sparsities: never a cache hit
             spec = PruneSpec(model=model_ref, data=data_ref, method=METHODS[i % len(METHODS)],
                              target_sparsity=round(0.05 + 0.9 * i / jobs, 4))
@@ -119,6 +123,7 @@ def run_soak(jobs: int, model: str = "mlp", dataset: str = "digits", warmup: int
                 backend.deploy(run_id)
         else:
             backend.report_html(prune_runs[-1])
+        spent[kind] = spent.get(kind, 0.0) + time.perf_counter() - t0
         if executor.worker_pid and executor.worker_pid not in workers:
             workers.append(executor.worker_pid)
         if i + 1 == warmup:
@@ -143,6 +148,7 @@ def run_soak(jobs: int, model: str = "mlp", dataset: str = "digits", warmup: int
         "processes_after_stop": len(after_stop), "worker_pids": workers, "worker_starts": executor.starts,
         "old_workers_alive": old_workers_alive, "tensorflow_in_server": "tensorflow" in sys.modules,
         "seconds": seconds, "seconds_warmup": warm.get("seconds"),
+        "seconds_by_kind": {kind: round(t, 1) for kind, t in sorted(spent.items())},
     }
 
 
