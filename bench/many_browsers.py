@@ -15,25 +15,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "e2e")]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-def tiny_files(folder: Path) -> tuple[Path, Path]:
-    """The tests' tiny CNN (trained 5 epochs) and its synthetic dataset, as an upload would bring them."""
-    import numpy as np
-    from conftest import build_tiny_cnn, make_xy
-
-    x_train, y_train = make_xy(256, seed=1)
-    x_test, y_test = make_xy(128, seed=2)
-    data = folder / "tiny.npz"
-    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    model = build_tiny_cnn()
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=5, batch_size=32, verbose=0)
-    path = folder / "tiny_cnn.keras"
-    model.save(path)
-    return path, data
 
 
 def main() -> int:
@@ -55,12 +38,13 @@ def main() -> int:
         submit,
     )
     from chromium import LAUNCH_ARGS
+    from crash_rounds import make_files
     from playwright.sync_api import sync_playwright
 
     from pruning.runs.store import RunStore
 
     work = Path(tempfile.mkdtemp(prefix="prunescope-many-browsers-"))
-    model_file, data_file = tiny_files(work)
+    model_file, data_file = make_files(work)  # the tests' tiny CNN and its data, as an upload brings them
     home = work / "home"
     server, url = start_server(home, work / "streamlit.log")
     times: list[list[float]] = []

@@ -20,7 +20,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from soak import descendants  # noqa: E402  (every process below the server: its worker)
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RATES = ", ".join(str(r) for r in range(0, 90, 3))  # 0-87 % in steps of 3, x magnitude, random: 60 points
@@ -31,24 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def children(pid: int) -> list[int]:
-    """Every process below `pid` (the worker the server spawned), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [p for p, pp in parents.items() if pp == parent]
-        found += kids
-        frontier += kids
-    return found
 
 
 def start_server(home: Path, port: int, log: Path) -> subprocess.Popen:
@@ -126,7 +109,7 @@ def main() -> int:
                 if (mine and len(mine[-1][2]) >= want) or time.time() > deadline:
                     break
                 time.sleep(0.05)
-            below = children(server.pid)
+            below = descendants(server.pid)
             server.send_signal(signal.SIGKILL)
             server.wait()
             page.close()
@@ -169,7 +152,7 @@ def main() -> int:
                       exception_boxes=page.locator('[data-testid="stException"]').count())
         page.close()
         browser.close()
-        below = children(server.pid)
+        below = descendants(server.pid)
         server.terminate()
         server.wait(timeout=60)
         for pid in below:
