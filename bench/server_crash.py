@@ -34,6 +34,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` is alive and not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def start_server(home: Path, port: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ, PRUNESCOPE_HOME=str(home), PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
@@ -90,7 +98,7 @@ def main() -> int:
     home, log, db = work / "home", work / "streamlit.log", work / "home" / "runs.db"
     rng = random.Random(args.seed)
     totals = {"rounds": 0, "killed_mid_sweep": 0, "interrupted_after_restart": 0, "integrity_ok": 0, "lost": 0,
-              "recomputed": 0, "duplicates": 0, "orphans_left": 0}
+              "recomputed": 0, "duplicates": 0, "orphans_left": 0, "zombies_left": 0, "orphans_after_6s": 0}
     started = time.perf_counter()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -113,11 +121,17 @@ def main() -> int:
             server.send_signal(signal.SIGKILL)
             server.wait()
             page.close()
-            time.sleep(1.0)  # the worker notices its parent is gone
-            alive = [pid for pid in below if Path(f"/proc/{pid}").exists()]
+            time.sleep(1.0)  # the worker notices its parent is gone (watch_parent polls every 0.5 s)
+            alive = [pid for pid in below if running(pid)]
             totals["orphans_left"] += len(alive)
+            totals["zombies_left"] += sum(1 for pid in below if Path(f"/proc/{pid}").exists() and not running(pid))
+            deadline = time.time() + 5
+            while any(running(pid) for pid in alive) and time.time() < deadline:
+                time.sleep(0.1)
+            totals["orphans_after_6s"] += sum(1 for pid in alive if running(pid))
             for pid in alive:  # ours: the worker of the server we started
-                os.kill(pid, signal.SIGKILL)
+                if running(pid):
+                    os.kill(pid, signal.SIGKILL)
             totals["rounds"] += 1
             totals["killed_mid_sweep"] += bool(mine) and mine[-1][1] == "running" and len(mine[-1][2]) < POINTS
             port = free_port()
