@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1300, "height": 1100}
@@ -43,6 +45,23 @@ OBSERVER_JS = r"""
     .observe(document, {subtree: true, childList: true, characterData: true});
 })();
 """
+
+
+@contextmanager
+def worker_paused(server_pid: int) -> Iterator[int]:
+    """SIGSTOP the server's worker process for the block (SIGCONT after): the job it holds cannot
+    finish, so every job sent meanwhile queues behind it, however fast this machine is."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from soak import descendants
+
+    workers = [pid for pid in descendants(server_pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+               and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGSTOP)
+    try:
+        yield workers[0]
+    finally:
+        os.kill(workers[0], signal.SIGCONT)
 
 
 def free_port() -> int:
