@@ -20,10 +20,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from soak import descendants  # noqa: E402  (every process below the server: its worker)
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-RATES = "0, 10, 20, 30, 40, 50, 60, 70, 80, 90"  # x magnitude, random: 20 points
+RATES = ", ".join(str(r) for r in range(0, 90, 3))  # 0-87 % in steps of 3, x magnitude, random: 60 points
+POINTS = 60  # enough that 20 rounds of 1-3 new points each fit before the sweep is done
 
 
 def free_port() -> int:
@@ -32,22 +34,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def children(pid: int) -> list[int]:
-    """Every process below `pid` (the worker the server spawned), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [p for p, pp in parents.items() if pp == parent]
-        found += kids
-        frontier += kids
-    return found
+def running(pid: int) -> bool:
+    """Whether `pid` is alive and not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def start_server(home: Path, port: int, log: Path) -> subprocess.Popen:
@@ -90,14 +82,14 @@ def start_sweep(browser, url: str) -> object:
     rates.wait_for(timeout=300_000)
     rates.fill(RATES)
     rates.press("Enter")
-    page.get_by_text("20 points: 2 method(s) x 10 sparsities").wait_for(timeout=120_000)
+    page.get_by_text(f"{POINTS} points: 2 method(s) x {POINTS // 2} sparsities").wait_for(timeout=120_000)
     page.get_by_role("button", name="Run sweep").click()
     return page
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -106,7 +98,7 @@ def main() -> int:
     home, log, db = work / "home", work / "streamlit.log", work / "home" / "runs.db"
     rng = random.Random(args.seed)
     totals = {"rounds": 0, "killed_mid_sweep": 0, "interrupted_after_restart": 0, "integrity_ok": 0, "lost": 0,
-              "recomputed": 0, "duplicates": 0, "orphans_left": 0}
+              "recomputed": 0, "duplicates": 0, "orphans_left": 0, "zombies_left": 0, "orphans_after_6s": 0}
     started = time.perf_counter()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -115,7 +107,7 @@ def main() -> int:
         prior: dict[tuple, dict] = {}
         for _ in range(args.rounds):
             want = len(prior) + rng.randint(1, 3)
-            if want >= 20:
+            if want >= POINTS:
                 break
             known = {run_id for run_id, _, _ in runs(db)}
             page = start_sweep(browser, f"http://127.0.0.1:{port}")
@@ -125,17 +117,23 @@ def main() -> int:
                 if (mine and len(mine[-1][2]) >= want) or time.time() > deadline:
                     break
                 time.sleep(0.05)
-            below = children(server.pid)
+            below = descendants(server.pid)
             server.send_signal(signal.SIGKILL)
             server.wait()
             page.close()
-            time.sleep(1.0)  # the worker notices its parent is gone
-            alive = [pid for pid in below if Path(f"/proc/{pid}").exists()]
+            time.sleep(1.0)  # the worker notices its parent is gone (watch_parent polls every 0.5 s)
+            alive = [pid for pid in below if running(pid)]
             totals["orphans_left"] += len(alive)
+            totals["zombies_left"] += sum(1 for pid in below if Path(f"/proc/{pid}").exists() and not running(pid))
+            deadline = time.time() + 5
+            while any(running(pid) for pid in alive) and time.time() < deadline:
+                time.sleep(0.1)
+            totals["orphans_after_6s"] += sum(1 for pid in alive if running(pid))
             for pid in alive:  # ours: the worker of the server we started
-                os.kill(pid, signal.SIGKILL)
+                if running(pid):
+                    os.kill(pid, signal.SIGKILL)
             totals["rounds"] += 1
-            totals["killed_mid_sweep"] += bool(mine) and mine[-1][1] == "running" and len(mine[-1][2]) < 20
+            totals["killed_mid_sweep"] += bool(mine) and mine[-1][1] == "running" and len(mine[-1][2]) < POINTS
             port = free_port()
             server = start_server(home, port, log)
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30)  # the next start
@@ -168,7 +166,7 @@ def main() -> int:
                       exception_boxes=page.locator('[data-testid="stException"]').count())
         page.close()
         browser.close()
-        below = children(server.pid)
+        below = descendants(server.pid)
         server.terminate()
         server.wait(timeout=60)
         for pid in below:
@@ -178,7 +176,7 @@ def main() -> int:
     print(json.dumps(totals, indent=2))
     ok = (totals["lost"] == totals["recomputed"] == totals["duplicates"] == 0
           and totals["rounds"] == totals["killed_mid_sweep"] == totals["interrupted_after_restart"]
-          == totals["integrity_ok"] and totals["final_status"] == "completed" and totals["final_points"] == 20
+          == totals["integrity_ok"] and totals["final_status"] == "completed" and totals["final_points"] == POINTS
           and totals["final_lost"] == totals["final_recomputed"] == totals["final_duplicates"] == 0
           and totals["exception_boxes"] == 0)
     return 0 if ok else 1

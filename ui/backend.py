@@ -52,7 +52,7 @@ def get_executor() -> Executor:
 
 def queue_note() -> str:
     """How busy the executor is now, e.g. "2 jobs running or queued" ("" when idle). While a call
-    waits its turn, its on_progress gets "waiting for the worker: N jobs ahead of yours"."""
+    waits its turn, its on_progress gets "queued: N jobs ahead of yours" (ui.progress shows it)."""
     count = len(get_executor().pending())
     return f"{count} job{'s' if count != 1 else ''} running or queued" if count else ""
 

@@ -19,6 +19,7 @@ from pruning.paths import home  # not baselines: that imports TensorFlow
 from pruning.specs import DataRef, ModelRef
 
 from . import backend, state
+from .progress import progress_to  # noqa: F401  (pages import it from here too)
 
 _UNSET = object()
 
@@ -132,15 +133,6 @@ def select_model_and_data() -> tuple[ModelRef, DataRef]:
 def show_error(exc: BadInput) -> None:
     """A user-fixable problem: one line, no traceback; the app keeps serving."""
     st.error(str(exc), icon="⚠️")
-
-
-def progress_to(slot):
-    """An `on_progress(fraction, message)` callback drawing into the placeholder `slot`."""
-
-    def on_progress(fraction: float, message: str) -> None:
-        slot.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-    return on_progress
 
 
 def run_gate(spec_json: str, key: str, noun: str) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +97,28 @@ class JobBook:
         finally:
             with self._lock:
                 self._jobs.remove(job)
+
+
+_QUEUED = re.compile(r"queued: (\d+) jobs? ahead of yours")
+
+
+def queued_message(ahead: int) -> str:
+    """What a job's `on_progress` is told while it waits: how many jobs run or wait before it.
+
+    >>> queued_message(3), queued_message(1)
+    ('queued: 3 jobs ahead of yours', 'queued: 1 job ahead of yours')
+    """
+    return f"queued: {ahead} job{'s' if ahead != 1 else ''} ahead of yours"
+
+
+def queued_ahead(message: str) -> Optional[int]:
+    """The count a `queued_message` holds; None for any other progress message.
+
+    >>> queued_ahead(queued_message(3)), queued_ahead("pruning dense_1")
+    (3, None)
+    """
+    match = _QUEUED.fullmatch(message)
+    return int(match.group(1)) if match else None
 
 
 def label(kind: str, model: ModelRef, data: DataRef, detail: str = "") -> str:

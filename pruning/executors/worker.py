@@ -27,7 +27,7 @@ from ..specs import (
     SweepSpec,
 )
 from .errors import Cancelled, WorkerDied, WorkerError, decode_error, encode_error
-from .jobs import Job, label, prune_label, sensitivity_label, supersede, sweep_label
+from .jobs import Job, label, prune_label, queued_message, sensitivity_label, supersede, sweep_label
 from .operations import OPERATIONS, convert_args, run_operation
 from .wire import dumps, from_wire
 
@@ -152,8 +152,7 @@ class WorkerExecutor:
                     ahead = self._queue.index(job) + (1 if self._running else 0)
                     if on_progress and ahead != shown:
                         shown = ahead
-                        on_progress(0.0, f"waiting for the worker: {ahead} job{'s' if ahead != 1 else ''} "
-                                         "ahead of yours")
+                        on_progress(0.0, queued_message(ahead))
                     self._cond.wait(POLL_S)
             except BaseException:
                 self._queue.remove(job)

@@ -22,6 +22,7 @@ from pruning.errors import BadInput
 from pruning.executors.base import make_executor
 from pruning.executors.errors import Cancelled, WorkerDied
 from pruning.executors.inline import InlineExecutor
+from pruning.executors.jobs import queued_message
 from pruning.executors.wire import dumps, from_wire, reports_equal, to_wire
 from pruning.executors.worker import WorkerExecutor
 from pruning.runs.store import open_store
@@ -144,9 +145,12 @@ def test_cancel_a_running_job_and_a_queued_one(worker, tiny_refs):
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             outcome["sweep"] = exc
 
+    told = []  # what the waiting prune's on_progress hears: its place in the queue (ui.progress shows it)
+
     def run_prune():
         try:
-            worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.2))
+            worker.prune(PruneSpec(model=model, data=data, target_sparsity=0.2),
+                         on_progress=lambda fraction, message: told.append((fraction, message)))
         except Exception as exc:  # noqa: BLE001
             outcome["prune"] = exc
 
@@ -160,6 +164,10 @@ def test_cancel_a_running_job_and_a_queued_one(worker, tiny_refs):
         time.sleep(0.05)
     running, queued = worker.pending()
     assert (running.kind, queued.kind, worker.queue_position(queued)) == ("sweep", "prune", 1)
+    deadline = time.time() + 10
+    while not told and time.time() < deadline:
+        time.sleep(0.05)
+    assert told == [(0.0, queued_message(1))]
     assert worker.cancel(queued.id) and worker.cancel(running.id)
     sweeper.join(60)
     pruner.join(60)
