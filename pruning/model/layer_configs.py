@@ -33,10 +33,19 @@ def _ungrouped_depthwise(config: dict) -> dict:
     return config
 
 
+def _separable(config: dict) -> dict:
+    """tf_keras' SeparableConv*D also write Conv's kernel_* options, which they never use (their kernels
+    are depthwise_* and pointwise_*); Keras 3's take none of them."""
+    unused = {"kernel_initializer", "kernel_regularizer", "kernel_constraint"}
+    return {k: v for k, v in _ungrouped_depthwise(config).items() if k not in unused}
+
+
 # (target library, class) -> config rewrite where the two libraries spell an option differently.
 CONFIG_FIXES = {
     ("Keras 3", "BatchNormalization"): _single_axis,
     ("Keras 3", "DepthwiseConv2D"): _ungrouped_depthwise,
+    ("Keras 3", "SeparableConv1D"): _separable,
+    ("Keras 3", "SeparableConv2D"): _separable,
 }
 
 OBJECT_KEYS = (("_initializer", "initializers"), ("_regularizer", "regularizers"), ("_constraint", "constraints"))

@@ -27,7 +27,7 @@ def k3():
 
 def build_ops_model(k3):
     """Conv -> BatchNorm -> MobileNetV3's hard-swish written with keras.ops (x + 3, * 1/6) -> a
-    squeeze-and-excite gate (ops.mean, ops.sigmoid, x * gate) -> ConvNeXt's LayerScale -> a tensor
+    squeeze-and-excite gate (ops.mean, ops.sigmoid, x * gate) -> a separable conv -> ConvNeXt's LayerScale -> a tensor
     add -> InceptionResNetV2's CustomScaleLayer -> one node of every other translated op -> Dense."""
     LayerScale = k3.src.applications.convnext.LayerScale
     CustomScaleLayer = k3.src.applications.inception_resnet_v2.CustomScaleLayer
@@ -38,6 +38,7 @@ def build_ops_model(k3):
     x = x * (L.ReLU(6.0, name="clip6")(x + 3.0) * (1.0 / 6.0))  # Add, Multiply with constants
     gate = ops.sigmoid(ops.mean(x, axis=[1, 2], keepdims=True))
     x = L.Activation("hard_silu", name="hswish")(x * gate)
+    x = L.SeparableConv2D(8, 3, padding="same", name="sep")(x)  # tf_keras writes it a `groups` Keras 3 lacks
     y = L.Conv2D(8, 1, name="branch")(x)
     y = LayerScale(0.5, 8, name="scale")(y)
     x = ops.add(x, y)
@@ -183,3 +184,18 @@ def test_keras3_family_imports_prunes_exactly_and_goes_back_out(k3, tmp_path, fa
     written = save_keras3(result.model, tmp_path / "pruned.keras", x)
     back = k3.saving.load_model(tmp_path / "pruned.keras", safe_mode=True)
     assert back.count_params() == result.model.count_params() and written.max_abs_diff <= 1e-4
+
+
+def test_keras3_library_layers_in_a_legacy_h5_are_refused_in_one_line(k3, tmp_path):
+    """Keras 3's .h5 names no module for LayerScale, and Keras 3 itself cannot load it back."""
+    from pruning.model.safety import inspect_model_file
+
+    inputs = k3.Input((4, 4, 8))
+    model = k3.Model(inputs, k3.src.applications.convnext.LayerScale(0.5, 8, name="scale")(inputs))
+    model.save(tmp_path / "scale.h5")
+    with pytest.raises(BadInput, match=r"^layer scale of scale\.h5 is Keras 3's own LayerScale in a legacy \.h5, "
+                                       r"which names no module and which Keras 3 itself cannot load back: save the "
+                                       r"model as \.keras$"):
+        inspect_model_file(tmp_path / "scale.h5")
+    with pytest.raises(ValueError, match="Unknown layer: 'LayerScale'"):
+        k3.saving.load_model(tmp_path / "scale.h5", safe_mode=True)

@@ -433,3 +433,12 @@ def test_a_tf_reduction_passes_channels_only_when_it_keeps_the_channel_axis(axis
         x = np.random.default_rng(8).normal(size=(4, 6, 6, 2)).astype(np.float32)
         np.testing.assert_allclose(prune_channels(model, KEEP)(x).numpy(), zero_inputs(model, {"out": (0, [1, 3])})(x).numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_keep_rule_doctest_runs():
+    import doctest
+
+    from pruning.core import channel_group
+
+    result = doctest.testmod(channel_group)
+    assert result.attempted >= 1 and result.failed == 0
