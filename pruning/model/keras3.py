@@ -16,7 +16,7 @@ import numpy as np
 from .._keras import keras as tfk
 from ..errors import BadInput
 from .layer_configs import graph_of, translate_layer
-from .op_forms import graph_form
+from .op_forms import graph_form, library_objects
 
 # Outputs of the rebuilt model may differ from Keras 3's by float rounding only: anything above
 # this (relative to the largest output, at least 1) means the rebuild is not the same model. One bound
@@ -135,8 +135,6 @@ def write_model(source: str | Path, out: str | Path, out_format: str, x: Optiona
     if out_format == "keras2":
         shutil.copyfile(source, out)
     elif out_format == "keras3":
-        from .baselines import library_objects  # ConvNeXt's LayerScale & co.: tf_keras needs them by name
-
         save_keras3(tfk.models.load_model(source, compile=False, custom_objects=library_objects()), out, x)
     else:
         raise BadInput(f"unknown model format {out_format!r}: choose keras2 or keras3")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..errors import BadInput
-from .allowlist import KERAS3_LIBRARY_LAYERS
+from .allowlist import KERAS3_LIBRARY_LAYERS, LIBRARY_LAYERS
 
 NUMPY, NN = "keras.src.ops.numpy", "keras.src.ops.nn"
 
@@ -103,6 +103,13 @@ def graph_form(layer: dict, lib: Any, name: str, target: str) -> Optional[Any]:
     if (module, cls) in back:
         return _library_class(*back[module, cls])
     return None
+
+
+def library_objects() -> dict[str, type]:
+    """tf_keras' own application layers (allowlist.LIBRARY_LAYERS), handed to the loader by class
+    name: tf_keras cannot resolve LayerScale from its own .keras files without it. The modules
+    imported are the table's, never ones a file names."""
+    return {cls: _library_class(module, cls) for module, cls in LIBRARY_LAYERS}
 
 
 def _library_class(module: str, cls: str) -> type:
