@@ -95,12 +95,7 @@ def prune_columns(model, side: int) -> tuple[dict, object]:
     out["sparsity"] = 1.0 - kept / sum(m.size for m in result.masks.values())
     out["structured"] = f"{model.count_params():,} -> {new.count_params():,}"
     graph = ChannelGraph(model)
-    keep = {}
-    for group in graph.groups():
-        mask = result.masks[group.kernels[0]]
-        kept_channels = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).any(axis=0))
-        if len(kept_channels) < group.size:
-            keep[group.producers[0]] = kept_channels
+    keep = graph.keep_from_masks(result.masks)
     x = np.random.default_rng(1).normal(size=(32, side, side, 3)).astype(np.float32)
     model.set_weights(graph.zeroed_weights(keep))
     reference = model(x).numpy()

@@ -210,6 +210,17 @@ class ChannelGraph:
         groups.sort(key=lambda g: order[g.producers[0]])
         return groups
 
+    def keep_from_masks(self, masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The keep sets a structured result's masks describe (each group whose first producer lost
+        kernel columns): what `prune` was given, for `zeroed_weights` to check it against."""
+        keep = {}
+        for group in self.groups():  # conv and dense kernels: (..., in, out)
+            mask = masks[group.kernels[0]]
+            kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).any(axis=0))
+            if len(kept) < group.size:
+                keep[group.producers[0]] = kept
+        return keep
+
     def kind(self, producer: str) -> str:
         """The group kind of one producer ("conv", "dense", ...)."""
         return producer_kind(self.handler[producer], self.layer[producer])

@@ -170,12 +170,7 @@ def test_keras3_family_imports_prunes_exactly_and_goes_back_out(k3, tmp_path, fa
     result = METHODS["filters-l1"].prune(request)
     assert result.model.count_params() < 0.75 * model.count_params(), result.notes
     graph = ChannelGraph(model)
-    keep = {}
-    for group in graph.groups():
-        mask = result.masks[group.kernels[0]]
-        kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).any(axis=0))
-        if len(kept) < group.size:
-            keep[group.producers[0]] = kept
+    keep = graph.keep_from_masks(result.masks)
     model.set_weights(graph.zeroed_weights(keep))
     reference = model(x).numpy()
     model.set_weights(values)
