@@ -16,6 +16,7 @@ L = keras.layers
 # tf_keras' own layers outside keras.layers: ConvNeXt's, and the TF-op layer of `x + 3` & co.
 LayerScale = keras.src.applications.convnext.LayerScale
 StochasticDepth = keras.src.applications.convnext.StochasticDepth
+CustomScaleLayer = keras.src.applications.inception_resnet_v2.CustomScaleLayer  # inputs[0] + inputs[1] * scale
 TFOpLambda = keras.src.layers.core.tf_op_layer.TFOpLambda
 
 # producer: owns its output channels (filters/units) and reads input channels
@@ -41,6 +42,10 @@ def _never(config: dict) -> bool:
     return False
 
 
+def _one(layer) -> int:
+    return 1
+
+
 @dataclass(frozen=True)
 class LayerHandler:
     """What one layer type does to the channel (last) axis.
@@ -57,6 +62,8 @@ class LayerHandler:
       channel_fields: channelwise layers only, the config fields equal to their channel count.
       relu: config -> whether the layer's output is a plain ReLU's (APoZ reads those).
       batchnorm: whether it is a BatchNorm whose scale bn-scale reads.
+      block: channelwise layers only, layer -> how many neighbouring channels go together (a grouped
+        convolution's group width; its `groups` field counts blocks, not channels).
     """
 
     role: Role
@@ -69,6 +76,7 @@ class LayerHandler:
     channel_fields: tuple[str, ...] = ()
     relu: Callable[[dict], bool] = _never
     batchnorm: bool = False
+    block: Callable[[Any], int] = _one
 
 
 def _take(w: np.ndarray, kept: Kept, axis: int) -> np.ndarray:
@@ -82,13 +90,18 @@ def _channels_last(layer, config: dict) -> str:
     return "channels_first: its channels are not on the last axis"
 
 
-def _plain_conv(layer, config: dict) -> str:
-    groups = config.get("groups", 1)
-    if groups != 1:
-        # whole groups could go together; we keep grouped convolutions as they are instead
-        return (f"grouped convolution (groups={groups}): channels could only go in whole groups, "
-                "and PruneScope leaves grouped convolutions' channels as they are")
+def _grouped_conv(layer, config: dict) -> str:
+    """Output group g reads input group g only: as wide as its input, a grouped convolution passes
+    whole groups through (RegNet's, ResNeXt's); otherwise its groups change width."""
+    inputs, filters, groups = int(layer.input_shape[-1]), config["filters"], config["groups"]
+    if filters != inputs:
+        return (f"grouped convolution (groups={groups}) from {inputs} to {filters} channels: only one as wide "
+                "as its input passes whole groups through")
     return _channels_last(layer, config)
+
+
+def _group_width(layer) -> int:
+    return int(layer.get_config()["filters"]) // int(layer.get_config()["groups"])
 
 
 def _single_output_rnn(layer, config: dict) -> str:
@@ -125,12 +138,38 @@ ELEMENTWISE_OPS = frozenset({
     "math.add", "math.subtract", "math.multiply", "math.truediv", "math.divide", "math.maximum",
     "math.minimum", "math.sigmoid", "math.tanh", "math.abs", "math.negative", "math.square",
     "nn.relu", "nn.relu6", "nn.silu", "nn.swish", "nn.gelu", "nn.sigmoid", "nn.elu", "nn.selu",
+    "math.exp", "math.sqrt", "nn.tanh",
 })
+# reductions keep channels apart when they reduce other axes only (squeeze-and-excite's spatial mean)
+REDUCE_OPS = frozenset({"math.reduce_mean", "math.reduce_sum", "math.reduce_max", "math.reduce_min"})
 
 
 def _elementwise_op(layer, config: dict) -> str:
     function = config.get("function")
+    if function in REDUCE_OPS:
+        return _spatial_reduction(layer, function)
     return "" if function in ELEMENTWISE_OPS else f"the TF op {function} is not known to keep channels apart"
+
+
+def _op_axis(layer):
+    """The `axis` a TF-op layer was called with (a keyword, or the second argument)."""
+    node = layer.inbound_nodes[0]
+    args, kwargs = node.call_args, node.call_kwargs
+    return kwargs.get("axis", args[1] if len(args) > 1 else None)
+
+
+def _last_axis_tf_concat(layer, config: dict) -> str:
+    axis, rank = _op_axis(layer), len(layer.output_shape)
+    return "" if axis in (-1, rank - 1) else f"tf.concat along axis {axis}, not the channels'"
+
+
+def _spatial_reduction(layer, function: str) -> str:
+    axis = _op_axis(layer)
+    rank = len(layer.input_shape)
+    axes = [axis] if isinstance(axis, int) else list(axis) if isinstance(axis, (list, tuple)) else None
+    if axes is None or any(not isinstance(a, int) or a % rank in (0, rank - 1) for a in axes):
+        return f"the TF op {function} reduces over the channels or the batch (axis={axis})"
+    return ""
 
 
 # -- ReLU checks ---------------------------------------------------------------------------
@@ -203,16 +242,23 @@ def _last_axis_channels(layer, weights: Weights, kept: Kept) -> Weights:
 
 INPUT = LayerHandler(role="input")
 OPAQUE = LayerHandler(role="opaque")
-_CONV = LayerHandler(role="producer", unfit=_plain_conv, slice_inputs=_kernel_inputs,
+_CONV = LayerHandler(role="producer", unfit=_channels_last, slice_inputs=_kernel_inputs,
                      slice_outputs=_kernel_outputs, kind="conv", width="filters", relu=_relu_activation)
 # Conv2D(groups=C) on C channels with C filters is a depthwise convolution (ConvNeXt writes them so)
 _GROUPED_DEPTHWISE = LayerHandler(role="channelwise", unfit=_channels_last, slice_inputs=_last_axis_channels,
                                   channel_fields=("filters", "groups"))
+# Conv2D(groups=G) as wide as its input: output channel c reads input group c // width only, so whole
+# groups pass through it like channels through a depthwise one (its kernel's input axis is per group)
+_GROUPED = LayerHandler(role="channelwise", unfit=_grouped_conv, slice_inputs=_last_axis_channels,
+                        channel_fields=("filters", "groups"), block=_group_width)
 _SEPARABLE = LayerHandler(role="producer", unfit=_channels_last, slice_inputs=_separable_inputs,
                           slice_outputs=_separable_outputs, kind="conv", width="filters",
                           kernel="pointwise_kernel", relu=_relu_activation)
 _PASSTHROUGH = LayerHandler(role="passthrough", unfit=_channels_last)  # channels_first keeps them on axis 1
 _MERGE = LayerHandler(role="merge")
+_TF_OP = LayerHandler(role="passthrough", unfit=_elementwise_op)
+# TF-op layers whose function plays another role than an elementwise op's
+TF_OP_HANDLERS = MappingProxyType({"concat": LayerHandler(role="concat", unfit=_last_axis_tf_concat)})
 
 
 def _rnn(kind: str, gates: int) -> LayerHandler:
@@ -240,7 +286,7 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
     L.Activation: LayerHandler(role="passthrough", unfit=_not_softmax, relu=_relu_activation),
     L.ReLU: LayerHandler(role="passthrough", unfit=_channels_last, relu=_plain_relu),
     # with one tensor input a passthrough; with a tensor operand too, the graph merges them
-    TFOpLambda: LayerHandler(role="passthrough", unfit=_elementwise_op),
+    TFOpLambda: _TF_OP,
     **{layer_type: _PASSTHROUGH for layer_type in (
         L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
         L.SpatialDropout3D, L.GaussianNoise, L.GaussianDropout, L.AlphaDropout, L.MaxPooling1D,
@@ -251,7 +297,8 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
         L.ActivityRegularization, L.Resizing, StochasticDepth,
     )},
     L.Flatten: LayerHandler(role="flatten", unfit=_channels_last),
-    **{layer_type: _MERGE for layer_type in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
+    **{layer_type: _MERGE for layer_type in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum,
+                                             CustomScaleLayer)},
     L.Concatenate: LayerHandler(role="concat", unfit=_last_axis_concat),
 })
 
@@ -278,6 +325,10 @@ def handler_and_reason(layer) -> tuple[LayerHandler, str]:
         return OPAQUE, _OPAQUE_WHY.get(type(layer), "its type is not in the structured surgery table")
     if handler is _CONV and _depthwise_as_grouped(layer, config):
         handler = _GROUPED_DEPTHWISE
+    elif handler is _CONV and config.get("groups", 1) > 1:
+        handler = _GROUPED
+    elif handler is _TF_OP:
+        handler = TF_OP_HANDLERS.get(config.get("function"), _TF_OP)
     why = handler.unfit(layer, config)
     return (OPAQUE, why) if why else (handler, "")
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Mapping, Sequence, Union
 
 import numpy as np
 
 from .._keras import keras
 from ..errors import BadInput
+from .channel_group import ChannelGroup
 from .graph_config import functional_config, node_refs
 from .layer_handlers import (
     INPUT,
@@ -28,22 +28,6 @@ from .prunable import find_prunable
 
 _ELEMENTWISE_MERGE = LayerHandler(role="merge")
 Value = Union[None, str, tuple]  # a tensor's channels: fixed, one group's, or concatenated parts
-
-
-@dataclass(frozen=True)
-class ChannelGroup:
-    """Channels that must be removed together: the outputs of `producers`, joined by Add & co."""
-
-    producers: tuple[str, ...]  # layers whose filters/units these channels are
-    size: int
-    kind: str  # "conv", "dense", "lstm", "gru", "rnn" or "mixed"
-    kernels: tuple[str, ...]  # the producers' ranking weights, "layer/attr"
-    batchnorms: tuple[str, ...]  # BatchNorm layers applied to these channels
-    relu_outputs: tuple[str, ...]  # layers whose outputs are these channels after a ReLU
-
-    @property
-    def joined(self) -> bool:
-        return len(self.producers) > 1
 
 
 class ChannelGraph:
@@ -141,6 +125,7 @@ class ChannelGraph:
 
         batchnorms: dict[str, list[str]] = defaultdict(list)
         relus: dict[str, list[str]] = defaultdict(list)
+        blocks: dict[str, list[int]] = defaultdict(list)  # producer -> group widths its channels pass
         value: dict[str, Value] = {}
         for name in self.order:
             role, vals = self.role(name), [value[i] for i in self.inputs[name]]
@@ -152,8 +137,16 @@ class ChannelGraph:
                 value[name] = name
                 if self._is_relu(name):
                     relus[name].append(name)
+            elif role == "channelwise" and isinstance(vals[0], tuple) and self._block(name) > 1:
+                # groups over concatenated parts would need the parts' blocks to line up: not traced
+                why = "a grouped convolution over concatenated channels"
+                fixed[name] = f"the output of Conv2D {name} ({why})"
+                freeze(vals, f"a Conv2D ({name}): {why}")
+                value[name] = None
             elif role in ("channelwise", "passthrough", "flatten"):
                 value[name] = vals[0]
+                if isinstance(vals[0], str) and self._block(name) > 1:
+                    blocks[vals[0]].append(self._block(name))
                 if vals[0] is None:
                     fixed[name] = fixed[self.inputs[name][0]]
                 if isinstance(vals[0], str):
@@ -183,7 +176,10 @@ class ChannelGraph:
         roots: dict[str, str] = {}
         for producer, why in frozen.items():
             roots.setdefault(find(producer), why)
-        return find, parent, roots, batchnorms, relus
+        return find, parent, roots, batchnorms, relus, blocks
+
+    def _block(self, name: str) -> int:
+        return self.handler[name].block(self.layer[name]) if self.role(name) == "channelwise" else 1
 
     def _same_width(self, name: str) -> bool:
         # a merge whose inputs broadcast on the channel axis (C with 1) does not pair channels
@@ -191,7 +187,7 @@ class ChannelGraph:
 
     def groups(self) -> list[ChannelGroup]:
         """The channel groups that can be removed, in network order (see `find_groups`)."""
-        find, parent, frozen, batchnorms, relus = self.trace_groups()
+        find, parent, frozen, batchnorms, relus, blocks = self.trace_groups()
         members: dict[str, list[str]] = defaultdict(list)
         for producer in parent:
             members[find(producer)].append(producer)
@@ -209,9 +205,21 @@ class ChannelGraph:
                 kernels=tuple(f"{p}/{self.handler[p].kernel}" for p in producers),
                 batchnorms=tuple(sorted((b for p in producers for b in batchnorms[p]), key=order.get)),
                 relu_outputs=tuple(sorted((r for p in producers for r in relus[p]), key=order.get)),
+                block=int(np.lcm.reduce([1] + [b for p in producers for b in blocks[p]])),
             ))
         groups.sort(key=lambda g: order[g.producers[0]])
         return groups
+
+    def keep_from_masks(self, masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The keep sets a structured result's masks describe (each group whose first producer lost
+        kernel columns): what `prune` was given, for `zeroed_weights` to check it against."""
+        keep = {}
+        for group in self.groups():  # conv and dense kernels: (..., in, out)
+            mask = masks[group.kernels[0]]
+            kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).any(axis=0))
+            if len(kept) < group.size:
+                keep[group.producers[0]] = kept
+        return keep
 
     def kind(self, producer: str) -> str:
         """The group kind of one producer ("conv", "dense", ...)."""
@@ -219,7 +227,7 @@ class ChannelGraph:
 
     def left_alone(self) -> list[tuple[tuple[str, ...], str]]:
         """(producers, why) of every channel group that cannot be removed, in network order."""
-        find, parent, frozen, _, _ = self.trace_groups()
+        find, parent, frozen, *_ = self.trace_groups()
         members: dict[str, list[str]] = defaultdict(list)
         for producer in parent:
             members[find(producer)].append(producer)
@@ -230,7 +238,10 @@ class ChannelGraph:
     # -- which channels survive --------------------------------------------------------------
     def trace_kept(self, keep: Mapping[str, Sequence[int]]) -> tuple[dict[str, Kept], dict[str, Kept]]:
         """(kept channels of each layer's input, kept channels of each layer's output)."""
-        find, parent, frozen, _, _ = self.trace_groups()
+        find, parent, frozen, _, _, blocks = self.trace_groups()
+        block_of: dict[str, int] = defaultdict(lambda: 1)
+        for producer, widths in blocks.items():
+            block_of[find(producer)] = int(np.lcm.reduce([block_of[find(producer)], *widths]))
         by_root: dict[str, np.ndarray] = {}
         for producer, indices in keep.items():
             if producer not in parent:
@@ -242,6 +253,11 @@ class ChannelGraph:
             kept = np.unique(np.asarray(indices, dtype=np.int64))
             if len(kept) != len(indices) or not len(kept) or kept[0] < 0 or kept[-1] >= size:
                 raise ValueError(f"keep for {producer} must be distinct indices in [0, {size}), at least one")
+            block = block_of[root]
+            rows = kept.reshape(-1, block) if len(kept) % block == 0 else None
+            if block > 1 and (rows is None or np.any(rows - rows[:, :1] != np.arange(block)) or np.any(rows[:, 0] % block)):
+                raise ValueError(f"keep for {producer} must keep whole groups of {block} channels: "
+                                 "they pass a grouped convolution")
             if root in by_root and not np.array_equal(by_root[root], kept):
                 raise ValueError(f"{producer} is joined (Add) with other layers: give its group one keep set")
             by_root[root] = kept
@@ -279,8 +295,8 @@ class ChannelGraph:
             if self.role(name) == "producer" and kept_out[name] is not None:
                 entry["config"][self.handler[name].width] = int(len(kept_out[name]))
             if self.role(name) == "channelwise" and kept_in[name] is not None:
-                for field in self.handler[name].channel_fields:
-                    entry["config"][field] = int(len(kept_in[name]))
+                for field in self.handler[name].channel_fields:  # `groups` counts blocks of channels
+                    entry["config"][field] = len(kept_in[name]) // (self._block(name) if field == "groups" else 1)
         from ..model.baselines import (
             library_objects,  # ConvNeXt's LayerScale & co. by class name
         )

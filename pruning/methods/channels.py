@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import numpy as np
 
-from ..core.masks import keep_count
 from ..errors import BadInput
 from .base import PruneRequest, PruneResult
 
@@ -61,16 +60,17 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
             why = f" ({'; '.join(left)})" if left else ""
             raise BadInput(f"{name} found nothing to remove: the model has no selected "
                            f"{' / '.join(kinds)} layer whose outputs can shrink{why}; pick another method")
-        keep, removed, unranked = {}, [], []
+        keep, removed, unranked, blocked = {}, [], [], []
         for group, scores in zip(groups, score(request, groups)):
             if isinstance(scores, str):
                 unranked.append(f"{', '.join(group.producers)}: {scores}")
                 continue
             # one target per group: the mean of its producers' targets (equal unless planned apart)
             target = float(np.mean([request.sparsity[k] for k in group.kernels]))
-            k = keep_count(group.size, target)
-            # stable order: among equal scores the earlier channel stays (reproducible)
-            keep[group.producers[0]] = np.sort(np.argsort(-np.asarray(scores), kind="stable")[:k])
+            keep[group.producers[0]] = group.keep_best(scores, target)  # whole blocks through grouped convs
+            k = len(keep[group.producers[0]])
+            if group.block > 1:
+                blocked.append(f"{', '.join(group.producers)}: {group.size} -> {k} in groups of {group.block}")
             if group.joined:
                 removed.append(f"{' + '.join(group.producers)} (joined by Add or Multiply): {group.size} -> {k}")
         if not keep:
@@ -78,6 +78,8 @@ def ranked(name: str, kinds: tuple[str, ...], score: Scorer) -> Callable[[PruneR
         notes += [f"not pruned: {reason}" for reason in unranked] + left
         if removed:
             notes.insert(0, "residual groups pruned together: " + "; ".join(removed))
+        if blocked:
+            notes.insert(0, "grouped convolutions pruned in whole groups: " + "; ".join(blocked))
         return PruneResult(model=graph.prune(keep), masks=graph.kept_masks(keep), notes=tuple(notes))
 
     return prune

@@ -40,6 +40,9 @@ TF_OP_FUNCTIONS = frozenset({
     "math.reduce_max", "math.reduce_min", "math.sqrt", "math.square", "math.exp", "math.abs",
     "nn.relu", "nn.relu6", "nn.softmax", "nn.sigmoid", "nn.tanh", "nn.gelu", "nn.silu",
     "reshape", "concat", "expand_dims", "squeeze", "transpose", "identity", "compat.v1.transpose",
+    # what the Keras 3 bridge writes for keras.ops calls (pruning/model/op_forms.py)
+    "math.maximum", "math.minimum", "math.tanh", "math.sigmoid", "nn.swish", "nn.tanh",
+    "__operators__.sub", "__operators__.mul", "__operators__.truediv", "__operators__.neg",
 })
 
 # Non-layer objects a layer config may carry: initializers, regularizers, constraints,
@@ -98,6 +101,18 @@ KERAS3_MODULES = frozenset({
 # Non-layer objects in a Keras 3 config: those of Keras 2 plus its dtype policies; `__keras_tensor__`
 # is how Keras 3 writes a layer's inputs in `inbound_nodes`.
 KERAS3_OBJECT_CLASSES = (OBJECT_CLASSES - {"Policy"}) | {"FloatDTypePolicy", "__keras_tensor__"}
+
+# Layers defined inside Keras 3's own applications: (module, class) -> the tf_keras class the bridge
+# rebuilds them as (the same math, the same weights). Named here, never imported from what a file says.
+KERAS3_LIBRARY_LAYERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("keras.src.applications.convnext", "LayerScale"): ("tf_keras.src.applications.convnext", "LayerScale"),
+    ("keras.src.applications.convnext", "StochasticDepth"): ("tf_keras.src.applications.convnext", "StochasticDepth"),
+    ("keras.src.applications.inception_resnet_v2", "CustomScaleLayer"):
+        ("tf_keras.src.applications.inception_resnet_v2", "CustomScaleLayer"),
+}
+
+# Keras 3 activation names: tf_keras' and the hard ones the bridge rebuilds as layers (MobileNetV3's)
+KERAS3_ACTIVATIONS = ACTIVATIONS | {"hard_silu", "hard_swish"}
 
 # Keras 3's markers for serialized Python code: refused wherever they appear.
 KERAS3_CODE_CLASSES = frozenset({"__lambda__", "function"})

@@ -5,7 +5,6 @@ dataset, epochs, seed and library versions, so a second start loads them in seco
 """
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
@@ -20,8 +19,8 @@ from ..measure.metrics import save_model
 from ..measure.tasks import detect_head
 from ..paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from ..specs import DataRef, ModelRef, ProgressFn
-from .allowlist import LIBRARY_LAYERS
 from .datasets import Dataset
+from .op_forms import library_objects  # surgery and the workbench import it from here too
 from .safety import inspect_model_file
 from .zoo import ZOO, imagenet_weights_path
 
@@ -63,13 +62,6 @@ def check_compatible(model: keras.Model, dataset: Dataset) -> None:
             "(batch, classes) output"
         )
     detect_head(model, dataset)  # a head that is no task PruneScope measures is refused here
-
-
-def library_objects() -> dict[str, type]:
-    """tf_keras' own application layers (allowlist.LIBRARY_LAYERS), handed to the loader by class
-    name: tf_keras cannot resolve LayerScale from its own .keras files without it. The modules
-    imported are the table's, never ones a file names."""
-    return {cls: getattr(importlib.import_module(module), cls) for module, cls in LIBRARY_LAYERS}
 
 
 def read_model_file(ref: ModelRef, x_test: Optional[np.ndarray] = None) -> tuple[keras.Model, Optional[str]]:

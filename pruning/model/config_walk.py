@@ -10,7 +10,9 @@ from ..errors import BadInput
 from .allowlist import (
     ACTIVATION_KEYS,
     ACTIVATIONS,
+    KERAS3_ACTIVATIONS,
     KERAS3_CODE_CLASSES,
+    KERAS3_LIBRARY_LAYERS,
     KERAS3_LAYER_CLASSES,
     KERAS3_MODULES,
     KERAS3_OBJECT_CLASSES,
@@ -23,11 +25,14 @@ from .allowlist import (
     TF_INITIALIZERS,
     TF_OP_FUNCTIONS,
 )
+from .op_forms import KERAS3_OPS
 
 MAX_CONFIG_OBJECTS = 200_000
 
 # How a legacy .h5 names the library's layers: the class, or the name it is registered under.
 LIBRARY_NAMES = frozenset({cls for _, cls in LIBRARY_LAYERS} | set(LIBRARY_LAYERS.values()))
+
+KERAS3_LIBRARY_NAMES = frozenset(cls for _, cls in KERAS3_LIBRARY_LAYERS)
 
 CheckClass = Callable[[dict, str, str, dict], str]
 
@@ -43,7 +48,7 @@ def layer_name(obj: dict) -> Optional[str]:
 def check_model_config(config: Any, name: str) -> int:
     """A Keras 2 (tf_keras) config: every class on the allowlist, the root a Sequential or
     functional model; returns how many layers it has. Refusals name the layer."""
-    return _check_root(config, name, _check_class)
+    return _check_root(config, name, _check_class, ACTIVATIONS)
 
 
 def check_keras3_config(config: Any, name: str, version: str) -> int:
@@ -55,10 +60,10 @@ def check_keras3_config(config: Any, name: str, version: str) -> int:
     def check(obj: dict, file: str, where: str, counts: dict) -> str:
         return _check_class_keras3(obj, file, where, counts, version)
 
-    return _check_root(config, name, check)
+    return _check_root(config, name, check, KERAS3_ACTIVATIONS)
 
 
-def _check_root(config: Any, name: str, check_class: CheckClass) -> int:
+def _check_root(config: Any, name: str, check_class: CheckClass, activations: frozenset) -> int:
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise BadInput(f"{name} has no model config: save a Sequential or functional model with model.save")
     root = config["class_name"]
@@ -66,7 +71,7 @@ def _check_root(config: Any, name: str, check_class: CheckClass) -> int:
         raise BadInput(f"{name} is a subclassed model ({root[:80]}), which cannot be loaded safely: rebuild it "
                        "as a Sequential or functional model and save it again")
     counts = {"objects": 0, "layers": 0}
-    _walk(config, name, "model", counts, check_class)
+    _walk(config, name, "model", counts, check_class, activations)
     return counts["layers"]
 
 
@@ -75,13 +80,14 @@ def _lists_layers(obj: dict) -> bool:
     return isinstance(config, list) or (isinstance(config, dict) and isinstance(config.get("layers"), list))
 
 
-def _walk(obj: Any, name: str, where: str, counts: dict[str, int], check_class: CheckClass, depth: int = 0) -> None:
+def _walk(obj: Any, name: str, where: str, counts: dict[str, int], check_class: CheckClass, activations: frozenset,
+          depth: int = 0) -> None:
     counts["objects"] += 1
     if counts["objects"] > MAX_CONFIG_OBJECTS or depth > 200:
         raise BadInput(f"{name}'s model config is too large or too deeply nested: save a simpler model")
     if isinstance(obj, list):
         for item in obj:
-            _walk(item, name, where, counts, check_class, depth + 1)
+            _walk(item, name, where, counts, check_class, activations, depth + 1)
         return
     if not isinstance(obj, dict):
         return
@@ -90,10 +96,10 @@ def _walk(obj: Any, name: str, where: str, counts: dict[str, int], check_class: 
     for key, value in obj.items():
         if key == "compile_config":  # never deserialized: models load with compile=False
             continue
-        if key in ACTIVATION_KEYS and isinstance(value, str) and value not in ACTIVATIONS:
+        if key in ACTIVATION_KEYS and isinstance(value, str) and value not in activations:
             raise BadInput(f"layer {where} of {name} uses activation {value[:80]!r}, which is not a built-in "
                            "tf_keras activation: use a built-in one and save again")
-        _walk(value, name, where, counts, check_class, depth + 1)
+        _walk(value, name, where, counts, check_class, activations, depth + 1)
 
 
 def _check_class(obj: dict, name: str, where: str, counts: dict[str, int]) -> str:
@@ -156,6 +162,14 @@ def _check_class_keras3(obj: dict, name: str, where: str, counts: dict[str, int]
     if registered is not None and registered != cls:
         raise BadInput(f"layer {layer} of {name} is a custom object ({str(registered)[:80]}): custom objects "
                        "are refused, rebuild the model with built-in Keras layers")
+    if (module, cls) in KERAS3_OPS or (module, cls) in KERAS3_LIBRARY_LAYERS:
+        counts["layers"] += 1  # a keras.ops call, or a layer Keras 3's own applications define
+        if "inbound_nodes" in obj:
+            _check_inbound_nodes(obj["inbound_nodes"], layer, name, version)
+        return layer
+    if isinstance(module, str) and module.startswith("keras.src.ops."):
+        raise BadInput(f"op {layer} of {name} is keras.ops' {cls[:60]}, which PruneScope does not translate to "
+                       "tf_keras: express it with built-in Keras layers")
     if isinstance(module, str) and module.startswith("tf_keras."):
         raise BadInput(f"layer {layer} of {name} is a tf_keras class, but the file says Keras {version} saved it: "
                        "save the model again with the Keras that built it")
@@ -180,6 +194,9 @@ def _check_class_keras3(obj: dict, name: str, where: str, counts: dict[str, int]
         return layer
     if cls in KERAS3_OBJECT_CLASSES:
         return where
+    if module is None and cls in KERAS3_LIBRARY_NAMES:
+        raise BadInput(f"layer {layer} of {name} is Keras 3's own {cls} in a legacy .h5, which names no module and "
+                       "which Keras 3 itself cannot load back: save the model as .keras")
     raise BadInput(f"layer {layer} of {name} uses {cls[:80]!r}, which PruneScope cannot rebuild from Keras "
                    f"{version}: use built-in Keras layers (custom objects and keras.ops calls are refused)")
 

@@ -33,10 +33,19 @@ def _ungrouped_depthwise(config: dict) -> dict:
     return config
 
 
+def _separable(config: dict) -> dict:
+    """tf_keras' SeparableConv*D also write Conv's kernel_* options, which they never use (their kernels
+    are depthwise_* and pointwise_*); Keras 3's take none of them."""
+    unused = {"kernel_initializer", "kernel_regularizer", "kernel_constraint"}
+    return {k: v for k, v in _ungrouped_depthwise(config).items() if k not in unused}
+
+
 # (target library, class) -> config rewrite where the two libraries spell an option differently.
 CONFIG_FIXES = {
     ("Keras 3", "BatchNormalization"): _single_axis,
     ("Keras 3", "DepthwiseConv2D"): _ungrouped_depthwise,
+    ("Keras 3", "SeparableConv1D"): _separable,
+    ("Keras 3", "SeparableConv2D"): _separable,
 }
 
 OBJECT_KEYS = (("_initializer", "initializers"), ("_regularizer", "regularizers"), ("_constraint", "constraints"))
@@ -82,7 +91,35 @@ def graph_of(config: dict, sequential: bool, name: str) -> Graph:
         calls = [_read_node(node, known) for node in layer.get("inbound_nodes", [])]
         body.append({**layer, "calls": calls})
     outputs, nested = _refs(config.get("output_layers"))
+    models = {layer["name"] for layer in body if layer.get("class_name") in MODEL_CLASSES}
+    if models:  # tf_keras numbers a nested model's calls after its own internal node: count from its first
+        refs = [r for layer in body for call in layer["calls"] for r in _ref_list(call)] + [("__ref__", *o) for o in outputs]
+        base = {m: min(r[2] for r in refs if r[1] == m) for m in models if any(r[1] == m for r in refs)}
+        body = [{**layer, "calls": [_renumber(call, base) for call in layer["calls"]]} for layer in body]
+        outputs = [(o[0], o[1] - base.get(o[0], 0), o[2]) for o in outputs]
     return Graph(model_name, False, inputs, body, outputs, nested)
+
+
+def _ref_list(value: Any) -> list:
+    if isinstance(value, tuple) and len(value) == 4 and value[0] == "__ref__":
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _ref_list(v)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _ref_list(v)]
+    return []
+
+
+def _renumber(value: Any, base: dict) -> Any:
+    if isinstance(value, tuple) and len(value) == 4 and value[0] == "__ref__":
+        return ("__ref__", value[1], value[2] - base.get(value[1], 0), value[3])
+    if isinstance(value, tuple):
+        return tuple(_renumber(v, base) for v in value)
+    if isinstance(value, list):
+        return [_renumber(v, base) for v in value]
+    if isinstance(value, dict):
+        return {k: _renumber(v, base) for k, v in value.items()}
+    return value
 
 
 def _batch_shape(cfg: dict) -> Any:
@@ -128,16 +165,17 @@ def _keras2_kwarg(value: Any, known: set) -> Any:
 
 
 # -- one layer ------------------------------------------------------------------------------
-def translate_layer(layer: dict, lib: Any, name: str, target: str) -> Any:
-    """A layer of `lib` from the other library's serialized layer: same class name, the config's
-    objects rewritten, keys the target lacks dropped only where they cannot change the output."""
+def translate_layer(layer: dict, lib: Any, name: str, target: str, target_cls: Any = None) -> Any:
+    """A layer of `lib` from the other library's serialized layer: same class name (or `target_cls`,
+    a library layer's counterpart), the config's objects rewritten, keys the target lacks dropped
+    only where they cannot change the output."""
     cls = layer["class_name"]
     where = layer.get("name") or layer.get("config", {}).get("name") or cls
     if cls in ("TFOpLambda", "SlicingOpLambda"):
         function = layer.get("config", {}).get("function")
         raise BadInput(f"layer {where} of {name} is a TensorFlow op ({function}), which {target} cannot load: "
                        "build the model with Keras layers (e.g. layers.Add instead of x + y) or export as keras2")
-    target_cls = getattr(lib.layers, cls, None)
+    target_cls = target_cls or getattr(lib.layers, cls, None)
     if not inspect.isclass(target_cls):
         raise BadInput(f"layer {where} of {name} is a {cls}, which {target} does not define: "
                        "export it as keras2 or use built-in layers")

@@ -174,7 +174,9 @@ class Workbench:
         """A traced forward of a second model instance that always holds the base weights,
         built once, so pruned and dense latency can be timed alternately in one run."""
         if self._base_forward is None:
-            self._base_model = keras.models.model_from_json(self.model.to_json())
+            from ..model.baselines import library_objects  # ConvNeXt's LayerScale & co. by class name
+
+            self._base_model = keras.models.model_from_json(self.model.to_json(), custom_objects=library_objects())
             self._base_model.set_weights(self.base_weights)
             self._base_forward = make_forward(self._base_model)
         return self._base_forward

@@ -12,6 +12,7 @@ import pytest
 from pruning._keras import keras
 from pruning.core.layer_handlers import (
     LAYER_HANDLERS,
+    CustomScaleLayer,
     LayerScale,
     StochasticDepth,
     TFOpLambda,
@@ -304,6 +305,7 @@ LAYER_CASES = {
     TFOpLambda: tf_ops,
     L.Flatten: flattened,
     **{t: (lambda t=t: joined(t())) for t in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
+    CustomScaleLayer: lambda: joined(CustomScaleLayer(0.3)),
     L.Concatenate: lambda: joined(L.Concatenate()),
 }
 
@@ -326,9 +328,9 @@ def test_every_handler_table_entry_passes_channels_through(layer_type):
     lambda: L.LayerNormalization(),  # not in the table
     lambda: L.Activation("softmax"),  # in the table, but mixes channels
     lambda: L.DepthwiseConv2D(3, depth_multiplier=2),  # in the table, but changes the channel count
-    lambda: L.Conv2D(4, 1, groups=2),  # grouped: we leave its channels as they are
+    lambda: L.Conv2D(8, 1, groups=2),  # grouped and wider than its input: its groups change width
     lambda: L.Lambda(lambda t: t * 2),  # a function we do not trace
-], ids=["missing", "softmax", "depth_multiplier", "grouped", "lambda"])
+], ids=["missing", "softmax", "depth_multiplier", "grouped_wider", "lambda"])
 def test_layers_the_table_cannot_slice_keep_their_channels(make):
     model, _ = chain(make)
     assert all("p" not in g.producers for g in find_groups(model))
@@ -354,3 +356,89 @@ def test_a_broadcast_merge_keeps_the_channels():
     x = L.Multiply(name="excite")([x, gate])
     model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
     assert [g.producers for g in find_groups(model)] == []
+
+
+def build_grouped():
+    """RegNet's block, tiny: conv "p" (8 filters) -> BN -> ReLU -> Conv2D(8, groups=4) -> BN -> ReLU -> conv "q"
+    -> pooling -> "out"; nonzero biases and BatchNorm statistics, so a removed group would show."""
+    keras.utils.set_random_seed(14)
+    inputs = L.Input((6, 6, 2))
+    x = L.Conv2D(8, 1, name="p")(inputs)
+    x = L.ReLU(name="p_relu")(L.BatchNormalization(name="p_bn")(x))
+    x = L.Conv2D(8, 3, padding="same", groups=4, name="grouped")(x)
+    x = L.ReLU(name="g_relu")(L.BatchNormalization(name="g_bn")(x))
+    x = L.Conv2D(5, 1, name="q")(x)
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    rng = np.random.default_rng(6)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.3, 8), rng.normal(0, 0.3, 8),
+                               rng.uniform(0.5, 2.0, 8)])
+        elif getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
+    return model
+
+
+def test_grouped_convolutions_lose_whole_groups_exactly():
+    model = build_grouped()
+    group = next(g for g in find_groups(model) if "p" in g.producers)
+    assert (group.producers, group.size, group.block, group.batchnorms) == (("p",), 8, 2, ("p_bn", "g_bn"))
+    keep = {"p": [2, 3, 6, 7]}  # groups 1 and 3 of the grouped conv stay: its output groups 1 and 3 too
+    new = prune_channels(model, keep)
+    grouped = new.get_layer("grouped")
+    assert (grouped.get_config()["filters"], grouped.get_config()["groups"]) == (4, 2)
+    assert tuple(grouped.kernel.shape) == (3, 3, 2, 4) and tuple(new.get_layer("q").kernel.shape) == (1, 1, 4, 5)
+    np.testing.assert_array_equal(grouped.kernel.numpy(), model.get_layer("grouped").kernel.numpy()[..., [2, 3, 6, 7]])
+    x = np.random.default_rng(7).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    # removed channels read as zero where they are consumed: q's rows of p's channels 0, 1, 4, 5
+    reference = zero_inputs(model, {"q": (2, [0, 1, 4, 5])})
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(model(x).numpy() - reference(x).numpy()).max() > 1e-3  # the groups really mattered
+    with pytest.raises(ValueError, match="must keep whole groups of 2 channels: they pass a grouped convolution"):
+        prune_channels(model, {"p": [0, 2, 4, 6]})
+
+
+def test_filters_l1_ranks_whole_groups_of_a_grouped_convolution():
+    model = build_grouped()
+    # p's filters scored by L1 in blocks of 2: channel 4 is the strongest filter, but its block (4, 5)
+    # sums to less than blocks (2, 3) and (6, 7); block (0, 1) is the weakest
+    kernel = np.full((1, 1, 2, 8), 1.0, np.float32)
+    kernel[..., [0, 1]] = 0.1
+    kernel[..., 4], kernel[..., 5] = 1.5, 0.0
+    model.get_layer("p").kernel.assign(kernel)
+    weights = {pw.key: model.get_weights()[pw.index] for pw in find_prunable(model)}
+    request = PruneRequest(weights=weights, sparsity={k: 0.5 for k in weights}, scope="layer", model=model)
+    result = METHODS["filters-l1"].prune(request)
+    kept = np.flatnonzero(result.masks["p/kernel"].reshape(-1, 8).any(axis=0))
+    assert int(np.abs(kernel).reshape(-1, 8).sum(axis=0).argmax()) == 4
+    assert kept.tolist() == [2, 3, 6, 7]
+    assert result.model.get_layer("grouped").get_config()["groups"] == 2
+    assert any(n.startswith("grouped convolutions pruned in whole groups: p: 8 -> 4 in groups of 2") for n in result.notes)
+
+
+@pytest.mark.parametrize("axis,passes", [([1, 2], True), (-1, False), (None, False)])
+def test_a_tf_reduction_passes_channels_only_when_it_keeps_the_channel_axis(axis, passes):
+    """Squeeze-and-excite written with tf.reduce_mean (Keras 3's ops.mean comes in so): x * mean(x) over
+    space pairs channels; a mean over the channels (or everything) mixes them."""
+    from pruning._keras import tf
+
+    keras.utils.set_random_seed(15)
+    inputs = L.Input(SHAPE[2])
+    x = L.Conv2D(4, 1, name="p")(inputs)
+    gate = tf.math.reduce_mean(x, axis=axis, keepdims=True)
+    x = L.Multiply(name="excite")([x, tf.math.sigmoid(gate)])
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    assert any("p" in g.producers for g in find_groups(model)) == passes
+    if passes:
+        x = np.random.default_rng(8).normal(size=(4, 6, 6, 2)).astype(np.float32)
+        np.testing.assert_allclose(prune_channels(model, KEEP)(x).numpy(), zero_inputs(model, {"out": (0, [1, 3])})(x).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_keep_rule_doctest_runs():
+    import doctest
+
+    from pruning.core import channel_group
+
+    result = doctest.testmod(channel_group)
+    assert result.attempted >= 1 and result.failed == 0
