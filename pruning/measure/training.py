@@ -12,6 +12,7 @@ import numpy as np
 from .._keras import keras, tf
 from ..errors import BadInput
 from ..model.datasets import Dataset
+from ..model.op_forms import library_objects
 from ..specs import ProgressFn
 from .tasks import detect_head
 
@@ -46,7 +47,7 @@ def mixed_twin(model: keras.Model) -> keras.Model:
             raise BadInput("mixed precision does not support nested models: fine-tune in float32")
         if layer["class_name"] != "InputLayer":
             layer["config"]["dtype"] = "float32" if layer["config"]["name"] in outputs else "mixed_float16"
-    twin = keras.models.model_from_json(json.dumps(config))
+    twin = keras.models.model_from_json(json.dumps(config), custom_objects=library_objects())
     twin.set_weights(model.get_weights())
     return twin
 

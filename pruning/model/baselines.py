@@ -112,7 +112,7 @@ def load_baseline(
     path = baseline_path(ref, data, epochs, seed)
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False, custom_objects=library_objects())
         return model, json.loads(meta_path.read_text())["description"], str(path)
     if dataset.targets != "classes":
         raise BadInput(f"{dataset.name} holds {'a 0/1 label matrix' if dataset.targets == 'matrix' else 'float targets'}, "

@@ -135,6 +135,7 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
     from ..measure.tasks import detect_head, prepare_labels
     from ..model.baselines import load_baseline
     from ..model.datasets import load_dataset
+    from ..model.op_forms import library_objects
 
     def progress(fraction: float, message: str) -> None:
         if on_progress is not None:
@@ -146,7 +147,7 @@ def deploy_model(spec: PruneSpec, artifact: str | Path, options: DeploySpec = De
         raise BadInput(f"the pruned model {artifact} is gone: re-run the prune")
     progress(0.02, "loading the pruned and the dense model")
     dataset = load_dataset(spec.data)
-    pruned = keras.models.load_model(artifact, compile=False)
+    pruned = keras.models.load_model(artifact, compile=False, custom_objects=library_objects())
     dense = load_baseline(spec.model, spec.data, dataset, seed=0)[0]
     head = detect_head(dense, dataset)
     dataset = prepare_labels(head, dataset)

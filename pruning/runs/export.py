@@ -102,8 +102,9 @@ def export_tflite(run: Run, out: str | Path, store: Optional[RunStore] = None) -
     from .._keras import keras
     from ..measure.deploy import convert_tflite
     from ..model.datasets import load_dataset
+    from ..model.op_forms import library_objects
 
-    model = keras.models.load_model(_model_file(run), compile=False)
+    model = keras.models.load_model(_model_file(run), compile=False, custom_objects=library_objects())
     flatbuffer = convert_tflite(model, "float32", sparsity=False)  # plain: comparable with earlier exports
     dataset = load_dataset(run.prune_spec().data)
     agreement, max_diff = tflite_agreement(flatbuffer, model, dataset.x_test)
