@@ -17,6 +17,7 @@ from pruning.executors.errors import Cancelled
 from pruning.reports import PruneReport
 from pruning.specs import PruneSpec
 from ui import backend, cards, charts, figure_cache, prune_jobs, state, visits
+from ui.progress import progress_to
 from ui.sidebar import (
     chart_height,
     controls_area,
@@ -122,7 +123,7 @@ def await_report(spec: PruneSpec, bar, slot, task: str) -> Optional[PruneReport]
     if state.PRUNE_JOBS_KEY not in st.session_state:
         st.session_state[state.PRUNE_JOBS_KEY] = secrets.token_hex(8)
     job = backend.start_prune(spec, supersede_key=st.session_state[state.PRUNE_JOBS_KEY])
-    shown = False
+    shown, draw = False, progress_to(bar)  # the queue position while the job waits, then a bar
     while not job.done:
         if job.view is not None and not shown:
             with slot.container():
@@ -138,8 +139,7 @@ def await_report(spec: PruneSpec, bar, slot, task: str) -> Optional[PruneReport]
             bar.caption(f"Evaluated in {job.view['timing_s']['evaluate'] * 1000:.0f} ms; measuring sizes and "
                         f"latency… {waited:.1f} s")
         else:
-            fraction, message = job.progress
-            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+            draw(*job.progress)
         job.wait(prune_jobs.POLL_S)
     if isinstance(job.error, Cancelled):  # another session's job for this spec, superseded there
         return await_report(spec, bar, slot, task)

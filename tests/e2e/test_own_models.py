@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from own_models import OwnModel, make_own_models
-from test_browser import app_url, chromium_path, metric_value, page, shots, wait_idle  # noqa: F401 (fixtures)
+from test_browser import app_home, app_url, chromium_path, metric_value, page, shots, wait_idle  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

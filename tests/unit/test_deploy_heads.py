@@ -86,7 +86,7 @@ def test_regression_int8_keeps_a_float_output_and_its_waterfall_shows_mae(tmp_pa
     assert stages["mae"].notna().all() and len(stages) == 8  # both int8 encodings
     assert stages["mae"].iloc[4] == int8["mae"] == stages["mae"].iloc[5]
     text = waterfall_figure(stages).data[0].text
-    assert text[4].endswith(f"mae {int8['mae']:.4g}")
+    assert text[4].endswith(f"MAE {int8['mae']:.4g}")
     summary = export.deploy_summary(store.get(run_id), report)
     assert summary["int8"]["mae"] == int8["mae"] and summary["derived"]["int8_mae_loss"] == (
         summary["baseline"]["mae"] - int8["mae"])
