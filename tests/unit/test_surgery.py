@@ -304,6 +304,7 @@ LAYER_CASES = {
     StochasticDepth: lambda: chain(lambda: StochasticDepth(0.5)),
     TFOpLambda: tf_ops,
     L.Flatten: flattened,
+    L.Reshape: lambda: chain(lambda: L.Reshape((3, 12, 4), name="regroup")),  # channels stay on the last axis
     **{t: (lambda t=t: joined(t())) for t in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
     CustomScaleLayer: lambda: joined(CustomScaleLayer(0.3)),
     L.Concatenate: lambda: joined(L.Concatenate()),
@@ -330,7 +331,8 @@ def test_every_handler_table_entry_passes_channels_through(layer_type):
     lambda: L.DepthwiseConv2D(3, depth_multiplier=2),  # in the table, but changes the channel count
     lambda: L.Conv2D(8, 1, groups=2),  # grouped and wider than its input: its groups change width
     lambda: L.Lambda(lambda t: t * 2),  # a function we do not trace
-], ids=["missing", "softmax", "depth_multiplier", "grouped_wider", "lambda"])
+    lambda: L.Reshape((6, 12, 2)),  # in the table, but splits each channel over two
+], ids=["missing", "softmax", "depth_multiplier", "grouped_wider", "lambda", "reshape"])
 def test_layers_the_table_cannot_slice_keep_their_channels(make):
     model, _ = chain(make)
     assert all("p" not in g.producers for g in find_groups(model))
@@ -356,6 +358,48 @@ def test_a_broadcast_merge_keeps_the_channels():
     x = L.Multiply(name="excite")([x, gate])
     model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
     assert [g.producers for g in find_groups(model)] == []
+
+
+def build_squeeze_excite():
+    """Conv "p" (4) -> BN -> ReLU, gated by GAP(keepdims) -> Reshape((4,)) -> Dense "reduce" (2) ->
+    Dense "expand" (4, sigmoid) -> Reshape((1, 1, 4)) -> Multiply, then conv "q" -> pooling -> "out"."""
+    keras.utils.set_random_seed(16)
+    inputs = L.Input(SHAPE[2])
+    x = L.ReLU(name="p_relu")(L.BatchNormalization(name="p_bn")(L.Conv2D(4, 3, padding="same", name="p")(inputs)))
+    s = L.Reshape((4,), name="flat_gate")(L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x))
+    s = L.Dense(4, activation="sigmoid", name="expand")(L.Dense(2, activation="relu", name="reduce")(s))
+    x = L.Multiply(name="excite")([x, L.Reshape((1, 1, 4), name="gate")(s)])
+    x = L.Conv2D(3, 3, padding="same", name="q")(x)
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    rng = np.random.default_rng(9)
+    model.get_layer("p_bn").set_weights([rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 4),
+                                         rng.uniform(0.5, 2.0, 4)])
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
+    return model
+
+
+def test_squeeze_and_excite_through_reshapes_is_exact():
+    model = build_squeeze_excite()
+    group = next(g for g in find_groups(model) if "p" in g.producers)
+    assert (group.producers, group.kind, group.batchnorms) == (("p", "expand"), "conv", ("p_bn",))
+    new = prune_channels(model, KEEP)
+    assert tuple(new.get_layer("flat_gate").target_shape) == (2,) and tuple(new.get_layer("gate").target_shape) == (1, 1, 2)
+    assert tuple(new.get_layer("expand").kernel.shape) == (2, 2) and tuple(new.get_layer("q").kernel.shape) == (3, 3, 2, 3)
+    x = np.random.default_rng(10).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    # the removed channels 1 and 3 read as zero by both consumers: the gate's Dense and conv q
+    reference = zero_inputs(model, {"reduce": (0, [1, 3]), "q": (2, [1, 3])})
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(model(x).numpy() - reference(x).numpy()).max() > 1e-3  # the channels really mattered
+
+
+def test_a_reshape_that_moves_channels_says_why():
+    model, _ = chain(lambda: L.Reshape((6, 12, 2), name="split"))
+    from pruning.core.surgery import ChannelGraph
+
+    assert ChannelGraph(model).left_alone()[0] == (
+        ("p",), "a Reshape (split): it reshapes (6, 6, 4) to (6, 12, 2): the channels do not stay whole on the last axis")
 
 
 def build_grouped():
