@@ -1,8 +1,8 @@
 """Structured surgery is exact: nothing removed = identical; removed = read as zero.
 
 Tiny seeded models: a plain conv net, a residual net with BatchNorm, stacked LSTMs, the
-zoo's resnet20, whose Add-joined convs must lose the same filters, and one model per entry
-of the layer handler table.
+zoo's resnet20, whose Add-joined convs must lose the same filters, a squeeze-and-excite block
+through Reshapes, and one model per entry of the layer handler table.
 """
 from __future__ import annotations
 
@@ -360,9 +360,23 @@ def test_a_broadcast_merge_keeps_the_channels():
     assert [g.producers for g in find_groups(model)] == []
 
 
+def randomized(model, seed: int):
+    """`model` with seeded random BatchNorm statistics and biases, so a removed channel would show."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = int(layer.gamma.shape[0])
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.5, 2.0, n)])
+        elif getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
+    return model
+
+
 def build_squeeze_excite():
     """Conv "p" (4) -> BN -> ReLU, gated by GAP(keepdims) -> Reshape((4,)) -> Dense "reduce" (2) ->
-    Dense "expand" (4, sigmoid) -> Reshape((1, 1, 4)) -> Multiply, then conv "q" -> pooling -> "out"."""
+    Dense "expand" (4, sigmoid) -> Reshape((1, 1, 4)) -> Multiply, then conv "q" -> pooling -> "out";
+    nonzero biases and BatchNorm statistics."""
     keras.utils.set_random_seed(16)
     inputs = L.Input(SHAPE[2])
     x = L.ReLU(name="p_relu")(L.BatchNormalization(name="p_bn")(L.Conv2D(4, 3, padding="same", name="p")(inputs)))
@@ -371,13 +385,7 @@ def build_squeeze_excite():
     x = L.Multiply(name="excite")([x, L.Reshape((1, 1, 4), name="gate")(s)])
     x = L.Conv2D(3, 3, padding="same", name="q")(x)
     model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
-    rng = np.random.default_rng(9)
-    model.get_layer("p_bn").set_weights([rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 4),
-                                         rng.uniform(0.5, 2.0, 4)])
-    for layer in model.layers:
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
-    return model
+    return randomized(model, 9)
 
 
 def test_squeeze_and_excite_through_reshapes_is_exact():
@@ -413,14 +421,7 @@ def build_grouped():
     x = L.ReLU(name="g_relu")(L.BatchNormalization(name="g_bn")(x))
     x = L.Conv2D(5, 1, name="q")(x)
     model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
-    rng = np.random.default_rng(6)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            layer.set_weights([rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.3, 8), rng.normal(0, 0.3, 8),
-                               rng.uniform(0.5, 2.0, 8)])
-        elif getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
-    return model
+    return randomized(model, 6)
 
 
 def test_grouped_convolutions_lose_whole_groups_exactly():
