@@ -64,8 +64,7 @@ class LayerHandler:
       batchnorm: whether it is a BatchNorm whose scale bn-scale reads.
       block: channelwise layers only, layer -> how many neighbouring channels go together (a grouped
         convolution's group width; its `groups` field counts blocks, not channels).
-      target_shape: passthrough layers only, whether the config's `target_shape` ends with the channel
-        count (Reshape).
+      target_shape: whether the config's `target_shape` ends with the (flattened) channel count (Reshape).
     """
 
     role: Role
@@ -266,6 +265,8 @@ _GROUPED = LayerHandler(role="channelwise", unfit=_grouped_conv, slice_inputs=_l
 _SEPARABLE = LayerHandler(role="producer", unfit=_channels_last, slice_inputs=_separable_inputs,
                           slice_outputs=_separable_outputs, kind="conv", width="filters",
                           kernel="pointwise_kernel", relu=_relu_activation)
+_RESHAPE = LayerHandler(role="passthrough", unfit=_channels_stay_last, target_shape=True)
+_RESHAPE_FLAT = LayerHandler(role="flatten", target_shape=True)  # to (H * W * C,): a Flatten
 _PASSTHROUGH = LayerHandler(role="passthrough", unfit=_channels_last)  # channels_first keeps them on axis 1
 _MERGE = LayerHandler(role="merge")
 _TF_OP = LayerHandler(role="passthrough", unfit=_elementwise_op)
@@ -308,7 +309,7 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
         L.Cropping1D, L.Cropping2D, L.Cropping3D, L.UpSampling1D, L.UpSampling2D, L.UpSampling3D,
         L.ActivityRegularization, L.Resizing, StochasticDepth,
     )},
-    L.Reshape: LayerHandler(role="passthrough", unfit=_channels_stay_last, target_shape=True),
+    L.Reshape: _RESHAPE,
     L.Flatten: LayerHandler(role="flatten", unfit=_channels_last),
     **{layer_type: _MERGE for layer_type in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum,
                                              CustomScaleLayer)},
@@ -339,6 +340,8 @@ def handler_and_reason(layer) -> tuple[LayerHandler, str]:
         handler = _GROUPED_DEPTHWISE
     elif handler is _CONV and config.get("groups", 1) > 1:
         handler = _GROUPED
+    elif handler is _RESHAPE and len(layer.output_shape) == 2 and len(layer.input_shape) > 2:
+        handler = _RESHAPE_FLAT
     elif handler is _TF_OP:
         handler = TF_OP_HANDLERS.get(config.get("function"), _TF_OP)
     why = handler.unfit(layer, config)

@@ -410,6 +410,18 @@ def test_a_reshape_that_moves_channels_says_why():
         ("p",), "a Reshape (split): it reshapes (6, 6, 4) to (6, 12, 2): the channels do not stay whole on the last axis")
 
 
+def test_a_reshape_to_one_axis_is_a_flatten():
+    keras.utils.set_random_seed(17)
+    inputs = L.Input(SHAPE[2])
+    x = L.Reshape((-1,), name="flat")(L.Conv2D(4, 3, name="p")(inputs))
+    model = keras.Model(inputs, L.Dense(3, name="out")(x))
+    new = prune_channels(model, KEEP)
+    assert tuple(new.get_layer("flat").target_shape) == (32,) and tuple(new.get_layer("out").kernel.shape) == (32, 3)
+    x = np.random.default_rng(11).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    reference = zero_inputs(model, {"out": (0, [p * 4 + c for p in range(16) for c in (1, 3)])})
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
 def build_grouped():
     """RegNet's block, tiny: conv "p" (8 filters) -> BN -> ReLU -> Conv2D(8, groups=4) -> BN -> ReLU -> conv "q"
     -> pooling -> "out"; nonzero biases and BatchNorm statistics, so a removed group would show."""
