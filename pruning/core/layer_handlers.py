@@ -153,12 +153,17 @@ ELEMENTWISE_OPS = frozenset({
 })
 # reductions keep channels apart when they reduce other axes only (squeeze-and-excite's spatial mean)
 REDUCE_OPS = frozenset({"math.reduce_mean", "math.reduce_sum", "math.reduce_max", "math.reduce_min"})
+# ops that only add or drop axes of size 1 hold no sizes: like a Reshape, they pass channels through
+# when the last axis stays whole (squeeze-and-excite's expand_dims twice)
+RESIZE_FREE_OPS = frozenset({"expand_dims", "squeeze", "compat.v1.squeeze"})
 
 
 def _elementwise_op(layer, config: dict) -> str:
     function = config.get("function")
     if function in REDUCE_OPS:
         return _spatial_reduction(layer, function)
+    if function in RESIZE_FREE_OPS:
+        return _channels_stay_last(layer, config)
     return "" if function in ELEMENTWISE_OPS else f"the TF op {function} is not known to keep channels apart"
 
 

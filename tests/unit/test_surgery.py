@@ -492,6 +492,30 @@ def test_a_tf_reduction_passes_channels_only_when_it_keeps_the_channel_axis(axis
                                    rtol=1e-5, atol=1e-6)
 
 
+def test_tf_expand_dims_passes_channels_when_they_stay_last():
+    """Squeeze-and-excite as tf.expand_dims of the pooled (B, 4) gate: (B, 1, 1, 4) pairs channels;
+    expand_dims(x, -1) puts them on another axis, (B, 6, 6, 4, 1), and keeps them."""
+    from pruning._keras import tf
+    from pruning.core.surgery import ChannelGraph
+
+    keras.utils.set_random_seed(18)
+    inputs = L.Input(SHAPE[2])
+    x = L.Conv2D(4, 1, name="p")(inputs)
+    gate = L.Dense(4, activation="sigmoid", name="gate")(L.GlobalAveragePooling2D(name="squeeze")(x))
+    x = L.Multiply(name="excite")([x, tf.expand_dims(tf.expand_dims(gate, 1), 1)])
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    assert [g.producers for g in find_groups(model)] == [("p", "gate")]
+    x = np.random.default_rng(12).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    reference = zero_inputs(model, {"gate": (0, [1, 3]), "out": (0, [1, 3])})
+    np.testing.assert_allclose(prune_channels(model, KEEP)(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+    y = L.GlobalAveragePooling3D(name="pool3")(tf.expand_dims(L.Conv2D(4, 1, name="p")(inputs), -1))
+    model = keras.Model(inputs, L.Dense(3, name="out")(y))
+    (producers, why), *_ = ChannelGraph(model).left_alone()
+    assert producers == ("p",) and why.endswith("it reshapes (6, 6, 4) to (6, 6, 4, 1): the channels do not stay whole "
+                                                "on the last axis")
+
+
 def test_keep_rule_doctest_runs():
     import doctest
 
