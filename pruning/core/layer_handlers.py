@@ -64,6 +64,7 @@ class LayerHandler:
       batchnorm: whether it is a BatchNorm whose scale bn-scale reads.
       block: channelwise layers only, layer -> how many neighbouring channels go together (a grouped
         convolution's group width; its `groups` field counts blocks, not channels).
+      target_shape: whether the config's `target_shape` ends with the (flattened) channel count (Reshape).
     """
 
     role: Role
@@ -77,6 +78,7 @@ class LayerHandler:
     relu: Callable[[dict], bool] = _never
     batchnorm: bool = False
     block: Callable[[Any], int] = _one
+    target_shape: bool = False
 
 
 def _take(w: np.ndarray, kept: Kept, axis: int) -> np.ndarray:
@@ -126,6 +128,15 @@ def _not_softmax(layer, config: dict) -> str:
     return "softmax mixes the channels" if config["activation"] == "softmax" else ""
 
 
+def _channels_stay_last(layer, config: dict) -> str:
+    """Row-major, a reshape that keeps the last axis' size keeps each element's index on it: only
+    the axes before it regroup (squeeze-and-excite's (C,) <-> (1, 1, C))."""
+    before, after = tuple(layer.input_shape[1:]), tuple(layer.output_shape[1:])
+    if before and after and before[-1] is not None and before[-1] == after[-1]:
+        return ""
+    return f"it reshapes {before} to {after}: the channels do not stay whole on the last axis"
+
+
 def _last_axis_concat(layer, config: dict) -> str:
     return "" if config["axis"] in (-1, len(layer.output_shape) - 1) else "concatenates along another axis"
 
@@ -142,12 +153,17 @@ ELEMENTWISE_OPS = frozenset({
 })
 # reductions keep channels apart when they reduce other axes only (squeeze-and-excite's spatial mean)
 REDUCE_OPS = frozenset({"math.reduce_mean", "math.reduce_sum", "math.reduce_max", "math.reduce_min"})
+# ops that only add or drop axes of size 1 hold no sizes: like a Reshape, they pass channels through
+# when the last axis stays whole (squeeze-and-excite's expand_dims twice)
+RESIZE_FREE_OPS = frozenset({"expand_dims", "squeeze", "compat.v1.squeeze"})
 
 
 def _elementwise_op(layer, config: dict) -> str:
     function = config.get("function")
     if function in REDUCE_OPS:
         return _spatial_reduction(layer, function)
+    if function in RESIZE_FREE_OPS:
+        return _channels_stay_last(layer, config)
     return "" if function in ELEMENTWISE_OPS else f"the TF op {function} is not known to keep channels apart"
 
 
@@ -254,6 +270,8 @@ _GROUPED = LayerHandler(role="channelwise", unfit=_grouped_conv, slice_inputs=_l
 _SEPARABLE = LayerHandler(role="producer", unfit=_channels_last, slice_inputs=_separable_inputs,
                           slice_outputs=_separable_outputs, kind="conv", width="filters",
                           kernel="pointwise_kernel", relu=_relu_activation)
+_RESHAPE = LayerHandler(role="passthrough", unfit=_channels_stay_last, target_shape=True)
+_RESHAPE_FLAT = LayerHandler(role="flatten", target_shape=True)  # to (H * W * C,): a Flatten
 _PASSTHROUGH = LayerHandler(role="passthrough", unfit=_channels_last)  # channels_first keeps them on axis 1
 _MERGE = LayerHandler(role="merge")
 _TF_OP = LayerHandler(role="passthrough", unfit=_elementwise_op)
@@ -296,6 +314,7 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
         L.Cropping1D, L.Cropping2D, L.Cropping3D, L.UpSampling1D, L.UpSampling2D, L.UpSampling3D,
         L.ActivityRegularization, L.Resizing, StochasticDepth,
     )},
+    L.Reshape: _RESHAPE,
     L.Flatten: LayerHandler(role="flatten", unfit=_channels_last),
     **{layer_type: _MERGE for layer_type in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum,
                                              CustomScaleLayer)},
@@ -304,7 +323,6 @@ LAYER_HANDLERS: Mapping[type, LayerHandler] = MappingProxyType({
 
 _OPAQUE_WHY = {
     L.LayerNormalization: "it normalizes over the channels, so removing one changes the others",
-    L.Reshape: "it moves the channels to other positions",
     L.Lambda: "its function is not traced",
     L.Bidirectional: "a Bidirectional wrapper concatenates two RNNs' units (its weights can still be masked)",
 }
@@ -327,6 +345,8 @@ def handler_and_reason(layer) -> tuple[LayerHandler, str]:
         handler = _GROUPED_DEPTHWISE
     elif handler is _CONV and config.get("groups", 1) > 1:
         handler = _GROUPED
+    elif handler is _RESHAPE and len(layer.output_shape) == 2 and len(layer.input_shape) > 2:
+        handler = _RESHAPE_FLAT
     elif handler is _TF_OP:
         handler = TF_OP_HANDLERS.get(config.get("function"), _TF_OP)
     why = handler.unfit(layer, config)
@@ -338,6 +358,26 @@ def producer_kind(handler: LayerHandler, layer) -> str:
     if handler.kind == "dense" and len(layer.input_shape) > 3:
         return "conv"
     return handler.kind
+
+
+def group_kind(kinds: set[str]) -> str:
+    """The kind of a group whose producers are of `kinds`: Dense layers joined with convolutions are
+    squeeze-and-excite gates (Dense -> Reshape -> Multiply), so their channels are the filters'."""
+    if kinds == {"conv", "dense"}:
+        return "conv"
+    return next(iter(kinds)) if len(kinds) == 1 else "mixed"
+
+
+def resize_config(handler: LayerHandler, layer, config: dict, kept_in: Kept, kept_out: Kept) -> None:
+    """Writes the kept channel counts into `layer`'s config, in place: a producer's width, a
+    channelwise layer's channel fields, a Reshape's last target axis."""
+    if handler.role == "producer" and kept_out is not None:
+        config[handler.width] = int(len(kept_out))
+    if handler.role == "channelwise" and kept_in is not None:
+        for field in handler.channel_fields:  # `groups` counts blocks of channels
+            config[field] = len(kept_in) // (handler.block(layer) if field == "groups" else 1)
+    if handler.target_shape and kept_out is not None:
+        config["target_shape"] = (*config["target_shape"][:-1], int(len(kept_out)))
 
 
 def slice_weights(handler: LayerHandler, layer, weights: Weights, kept_in: Kept, kept_out: Kept) -> Weights:

@@ -20,8 +20,10 @@ from .layer_handlers import (
     Kept,
     LayerHandler,
     Role,
+    group_kind,
     handler_and_reason,
     producer_kind,
+    resize_config,
     slice_weights,
 )
 from .prunable import find_prunable
@@ -201,7 +203,7 @@ class ChannelGraph:
             groups.append(ChannelGroup(
                 producers=tuple(producers),
                 size=int(self.shape(producers[0])[-1]),
-                kind=kinds.pop() if len(kinds) == 1 else "mixed",
+                kind=group_kind(kinds),
                 kernels=tuple(f"{p}/{self.handler[p].kernel}" for p in producers),
                 batchnorms=tuple(sorted((b for p in producers for b in batchnorms[p]), key=order.get)),
                 relu_outputs=tuple(sorted((r for p in producers for r in relus[p]), key=order.get)),
@@ -292,11 +294,8 @@ class ChannelGraph:
             # build_config records the old input shapes; layers rebuild from the new tensors
             entry.pop("build_config", None)
             name = entry["name"]
-            if self.role(name) == "producer" and kept_out[name] is not None:
-                entry["config"][self.handler[name].width] = int(len(kept_out[name]))
-            if self.role(name) == "channelwise" and kept_in[name] is not None:
-                for field in self.handler[name].channel_fields:  # `groups` counts blocks of channels
-                    entry["config"][field] = len(kept_in[name]) // (self._block(name) if field == "groups" else 1)
+            if name in self.layer:
+                resize_config(self.handler[name], self.layer[name], entry["config"], kept_in[name], kept_out[name])
         from ..model.baselines import (
             library_objects,  # ConvNeXt's LayerScale & co. by class name
         )
@@ -383,7 +382,7 @@ def _concat_indices(parts: list[Kept], sizes: list[int]) -> Kept:
 def find_groups(model: keras.Model) -> list[ChannelGroup]:
     """The channel groups of `model` that can be removed, in network order.
 
-    Channels that reach a model output, a layer we cannot slice (Reshape, Lambda, a nested
+    Channels that reach a model output, a layer we cannot slice (a Reshape that moves them, Lambda, a nested
     model, softmax over channels, ...) or an Add with the model's input are left out.
     """
     return ChannelGraph(model).groups()

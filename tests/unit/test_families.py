@@ -88,6 +88,10 @@ def test_family_prunes_with_masks_and_exact_surgery(name):
     scale = np.abs(reference).max()
     assert np.abs(pruned - reference).max() <= 1e-4 * scale
     assert np.abs(original - reference).max() > 1e-3 * scale  # removing channels changed the outputs
+    if name == "EfficientNetB0":  # squeeze-and-excite's Reshape((1, 1, C)) carries the kept channels
+        shapes = {l.name: l.target_shape for l in model.layers if isinstance(l, L.Reshape)}
+        shrunk = {l.name for l in new.layers if l.name in shapes and l.target_shape[-1] < shapes[l.name][-1]}
+        assert len(shapes) == 16 and shrunk == set(shapes), sorted(set(shapes) - shrunk)
     if name == "RegNetX002":  # its grouped convolutions lose whole groups, not only the residual streams
         groups = {l.name: l.groups for l in model.layers if isinstance(l, L.Conv2D) and l.groups > 1}
         shrunk = {l.name for l in new.layers if l.name in groups and l.groups < groups[l.name]}

@@ -61,6 +61,26 @@ def test_bn_scale_keeps_the_largest_abs_gamma():
                                   model.get_layer("conv").kernel.numpy()[..., [1, 3]])
 
 
+def test_bn_scale_prunes_the_squeeze_and_excite_cnn_through_its_reshape():
+    """The browser test's SE-CNN (Dense gate -> Reshape((1, 1, 8)) -> Multiply): conv and the gate's
+    Dense lose the same filters, the Reshape's target follows, conv_2 (no BatchNorm) keeps its 8."""
+    from e2e.own_models import build_cnn
+
+    keras.utils.set_random_seed(2)
+    model = build_cnn(keras)
+    gamma = np.array([0.9, 0.1, 1.5, 0.2, 0.3, 1.2, 0.05, 1.1], np.float32)
+    model.get_layer("bn").set_weights([gamma, np.zeros(8), np.zeros(8), np.ones(8)])
+    result = run("bn-scale", model, 0.5)
+    pruned = result.model
+    assert (pruned.get_layer("conv").filters, pruned.get_layer("excite").units) == (4, 4)
+    assert tuple(pruned.get_layer("gate_shape").target_shape) == (1, 1, 4)
+    assert tuple(pruned.get_layer("conv_2").kernel.shape) == (3, 3, 4, 8)
+    assert tuple(pruned.get_layer("reduce").kernel.shape) == (4, 4)  # its inputs: the 4 kept channels
+    np.testing.assert_array_equal(pruned.get_layer("bn").gamma.numpy(), gamma[[0, 2, 5, 7]])
+    assert result.notes[0] == "residual groups pruned together: conv + excite (joined by Add or Multiply): 8 -> 4"
+    assert "not pruned: conv_2: no BatchNorm with a scale follows these filters" in result.notes
+
+
 def test_lstm_units_removes_whole_units_by_l1_norm():
     keras.utils.set_random_seed(2)
     model = keras.Sequential([L.Input((6, 3)), L.LSTM(4, name="lstm"), L.Dense(2, name="out")])

@@ -1,8 +1,8 @@
 """Structured surgery is exact: nothing removed = identical; removed = read as zero.
 
 Tiny seeded models: a plain conv net, a residual net with BatchNorm, stacked LSTMs, the
-zoo's resnet20, whose Add-joined convs must lose the same filters, and one model per entry
-of the layer handler table.
+zoo's resnet20, whose Add-joined convs must lose the same filters, a squeeze-and-excite block
+through Reshapes, and one model per entry of the layer handler table.
 """
 from __future__ import annotations
 
@@ -304,6 +304,7 @@ LAYER_CASES = {
     StochasticDepth: lambda: chain(lambda: StochasticDepth(0.5)),
     TFOpLambda: tf_ops,
     L.Flatten: flattened,
+    L.Reshape: lambda: chain(lambda: L.Reshape((3, 12, 4), name="regroup")),  # channels stay on the last axis
     **{t: (lambda t=t: joined(t())) for t in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)},
     CustomScaleLayer: lambda: joined(CustomScaleLayer(0.3)),
     L.Concatenate: lambda: joined(L.Concatenate()),
@@ -330,7 +331,8 @@ def test_every_handler_table_entry_passes_channels_through(layer_type):
     lambda: L.DepthwiseConv2D(3, depth_multiplier=2),  # in the table, but changes the channel count
     lambda: L.Conv2D(8, 1, groups=2),  # grouped and wider than its input: its groups change width
     lambda: L.Lambda(lambda t: t * 2),  # a function we do not trace
-], ids=["missing", "softmax", "depth_multiplier", "grouped_wider", "lambda"])
+    lambda: L.Reshape((6, 12, 2)),  # in the table, but splits each channel over two
+], ids=["missing", "softmax", "depth_multiplier", "grouped_wider", "lambda", "reshape"])
 def test_layers_the_table_cannot_slice_keep_their_channels(make):
     model, _ = chain(make)
     assert all("p" not in g.producers for g in find_groups(model))
@@ -358,6 +360,68 @@ def test_a_broadcast_merge_keeps_the_channels():
     assert [g.producers for g in find_groups(model)] == []
 
 
+def randomized(model, seed: int):
+    """`model` with seeded random BatchNorm statistics and biases, so a removed channel would show."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = int(layer.gamma.shape[0])
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.5, 2.0, n)])
+        elif getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
+    return model
+
+
+def build_squeeze_excite():
+    """Conv "p" (4) -> BN -> ReLU, gated by GAP(keepdims) -> Reshape((4,)) -> Dense "reduce" (2) ->
+    Dense "expand" (4, sigmoid) -> Reshape((1, 1, 4)) -> Multiply, then conv "q" -> pooling -> "out";
+    nonzero biases and BatchNorm statistics."""
+    keras.utils.set_random_seed(16)
+    inputs = L.Input(SHAPE[2])
+    x = L.ReLU(name="p_relu")(L.BatchNormalization(name="p_bn")(L.Conv2D(4, 3, padding="same", name="p")(inputs)))
+    s = L.Reshape((4,), name="flat_gate")(L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x))
+    s = L.Dense(4, activation="sigmoid", name="expand")(L.Dense(2, activation="relu", name="reduce")(s))
+    x = L.Multiply(name="excite")([x, L.Reshape((1, 1, 4), name="gate")(s)])
+    x = L.Conv2D(3, 3, padding="same", name="q")(x)
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    return randomized(model, 9)
+
+
+def test_squeeze_and_excite_through_reshapes_is_exact():
+    model = build_squeeze_excite()
+    group = next(g for g in find_groups(model) if "p" in g.producers)
+    assert (group.producers, group.kind, group.batchnorms) == (("p", "expand"), "conv", ("p_bn",))
+    new = prune_channels(model, KEEP)
+    assert tuple(new.get_layer("flat_gate").target_shape) == (2,) and tuple(new.get_layer("gate").target_shape) == (1, 1, 2)
+    assert tuple(new.get_layer("expand").kernel.shape) == (2, 2) and tuple(new.get_layer("q").kernel.shape) == (3, 3, 2, 3)
+    x = np.random.default_rng(10).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    # the removed channels 1 and 3 read as zero by both consumers: the gate's Dense and conv q
+    reference = zero_inputs(model, {"reduce": (0, [1, 3]), "q": (2, [1, 3])})
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(model(x).numpy() - reference(x).numpy()).max() > 1e-3  # the channels really mattered
+
+
+def test_a_reshape_that_moves_channels_says_why():
+    model, _ = chain(lambda: L.Reshape((6, 12, 2), name="split"))
+    from pruning.core.surgery import ChannelGraph
+
+    assert ChannelGraph(model).left_alone()[0] == (
+        ("p",), "a Reshape (split): it reshapes (6, 6, 4) to (6, 12, 2): the channels do not stay whole on the last axis")
+
+
+def test_a_reshape_to_one_axis_is_a_flatten():
+    keras.utils.set_random_seed(17)
+    inputs = L.Input(SHAPE[2])
+    x = L.Reshape((-1,), name="flat")(L.Conv2D(4, 3, name="p")(inputs))
+    model = keras.Model(inputs, L.Dense(3, name="out")(x))
+    new = prune_channels(model, KEEP)
+    assert tuple(new.get_layer("flat").target_shape) == (32,) and tuple(new.get_layer("out").kernel.shape) == (32, 3)
+    x = np.random.default_rng(11).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    reference = zero_inputs(model, {"out": (0, [p * 4 + c for p in range(16) for c in (1, 3)])})
+    np.testing.assert_allclose(new(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
 def build_grouped():
     """RegNet's block, tiny: conv "p" (8 filters) -> BN -> ReLU -> Conv2D(8, groups=4) -> BN -> ReLU -> conv "q"
     -> pooling -> "out"; nonzero biases and BatchNorm statistics, so a removed group would show."""
@@ -369,14 +433,7 @@ def build_grouped():
     x = L.ReLU(name="g_relu")(L.BatchNormalization(name="g_bn")(x))
     x = L.Conv2D(5, 1, name="q")(x)
     model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
-    rng = np.random.default_rng(6)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            layer.set_weights([rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.3, 8), rng.normal(0, 0.3, 8),
-                               rng.uniform(0.5, 2.0, 8)])
-        elif getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape))
-    return model
+    return randomized(model, 6)
 
 
 def test_grouped_convolutions_lose_whole_groups_exactly():
@@ -433,6 +490,30 @@ def test_a_tf_reduction_passes_channels_only_when_it_keeps_the_channel_axis(axis
         x = np.random.default_rng(8).normal(size=(4, 6, 6, 2)).astype(np.float32)
         np.testing.assert_allclose(prune_channels(model, KEEP)(x).numpy(), zero_inputs(model, {"out": (0, [1, 3])})(x).numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_tf_expand_dims_passes_channels_when_they_stay_last():
+    """Squeeze-and-excite as tf.expand_dims of the pooled (B, 4) gate: (B, 1, 1, 4) pairs channels;
+    expand_dims(x, -1) puts them on another axis, (B, 6, 6, 4, 1), and keeps them."""
+    from pruning._keras import tf
+    from pruning.core.surgery import ChannelGraph
+
+    keras.utils.set_random_seed(18)
+    inputs = L.Input(SHAPE[2])
+    x = L.Conv2D(4, 1, name="p")(inputs)
+    gate = L.Dense(4, activation="sigmoid", name="gate")(L.GlobalAveragePooling2D(name="squeeze")(x))
+    x = L.Multiply(name="excite")([x, tf.expand_dims(tf.expand_dims(gate, 1), 1)])
+    model = keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D(name="pool")(x)))
+    assert [g.producers for g in find_groups(model)] == [("p", "gate")]
+    x = np.random.default_rng(12).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    reference = zero_inputs(model, {"gate": (0, [1, 3]), "out": (0, [1, 3])})
+    np.testing.assert_allclose(prune_channels(model, KEEP)(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+    y = L.GlobalAveragePooling3D(name="pool3")(tf.expand_dims(L.Conv2D(4, 1, name="p")(inputs), -1))
+    model = keras.Model(inputs, L.Dense(3, name="out")(y))
+    (producers, why), *_ = ChannelGraph(model).left_alone()
+    assert producers == ("p",) and why.endswith("it reshapes (6, 6, 4) to (6, 6, 4, 1): the channels do not stay whole "
+                                                "on the last axis")
 
 
 def test_keep_rule_doctest_runs():
