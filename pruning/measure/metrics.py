@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
@@ -132,6 +132,22 @@ def _compress_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="deflate")
         return _pool
+
+
+_background: Optional[ThreadPoolExecutor] = None
+
+
+def in_background(fn: Callable, *args) -> Future:
+    """`fn(*args)` started on a thread of its own, its `Future` returned: what a report measures
+    while TensorFlow evaluates (zlib and numpy's large-array loops release the GIL).
+
+    Not the DEFLATE pool: `memory_sizes` run here waits on that pool, and would deadlock in it.
+    """
+    global _background
+    with _pool_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="overlap")
+    return _background.submit(fn, *args)
 
 
 def deflated_size(data) -> int:
