@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
@@ -124,14 +124,43 @@ def measure_latency_pair(forward: Callable, reference: Callable, batch: np.ndarr
 
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_lock = threading.Lock()
+BACKGROUND_NICE = 10  # added to the background threads' nice value (Linux: per thread)
+
+
+def _lower_priority() -> None:
+    """Run this thread below TensorFlow's: measuring during the evaluation must not delay the
+    metric cards, only fill the cores the evaluation leaves idle. Where threads have no nice
+    value of their own (not Linux), nothing changes."""
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)  # on Linux: the calling thread's
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), mine + BACKGROUND_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def _compress_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="deflate")
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="deflate",
+                                       initializer=_lower_priority)
         return _pool
+
+
+_background: Optional[ThreadPoolExecutor] = None
+
+
+def in_background(fn: Callable, *args) -> Future:
+    """`fn(*args)` started on a thread of its own, its `Future` returned: what a report measures
+    while TensorFlow evaluates (zlib and numpy's large-array loops release the GIL).
+
+    Not the DEFLATE pool: `memory_sizes` run here waits on that pool, and would deadlock in it.
+    """
+    global _background
+    with _pool_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="overlap", initializer=_lower_priority)
+    return _background.submit(fn, *args)
 
 
 def deflated_size(data) -> int:

@@ -101,9 +101,10 @@ def histograms(bench: "Workbench", weights: list[np.ndarray]) -> dict[str, dict]
     for layer, parts in bench.by_layer().items():
         before = base_histogram(bench, layer)
         after = _flat([weights[pw.index] for pw in parts])
-        zeros = int(after.size - np.count_nonzero(after))
+        kept = after != 0
+        zeros = int(kept.size - np.count_nonzero(kept))
         out[layer] = {key: before[key] for key in ("edges", "before", "zeros_before")}
-        out[layer].update(after=_counts(after, before, zeros), zeros_after=zeros)
+        out[layer].update(after=_after_counts(bench, layer, after, kept, before, zeros), zeros_after=zeros)
     return out
 
 
@@ -113,6 +114,7 @@ def base_histogram(bench: "Workbench", layer: str) -> dict:
     Counts go through np.histogram's equal-width path (`range`, no sort, a few times faster on
     a large model): 40 bins of equal width from the base's min to its max, `edges` their
     bounds (a weight within float rounding of an inner edge may be counted on either side).
+    `bins` holds each base weight's bin as np.histogram puts it, for `_after_counts`.
     """
     cache = bench.base_histograms
     if layer not in cache:
@@ -121,7 +123,36 @@ def base_histogram(bench: "Workbench", layer: str) -> dict:
         span = (float(before.min()), float(before.max()))
         cache[layer] = {"edges": np.linspace(*span, HIST_BINS + 1).tolist(), "range": span, "zeros_before": zeros}
         cache[layer]["before"] = _counts(before, cache[layer], zeros)
+        if span[0] < span[1]:
+            cache[layer]["bins"] = _bin_indices(before, span)
     return cache[layer]
+
+
+def _bin_indices(values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """The bin of each of `values` (uint8) as np.histogram(values, HIST_BINS, range=span) puts
+    it: the estimate from the width, corrected by one against its own edges (in the values'
+    dtype), the last bin closed, as numpy does."""
+    edges = np.histogram_bin_edges(values, HIST_BINS, range=span)
+    index = ((values - values.dtype.type(span[0])) * (HIST_BINS / (span[1] - span[0]))).astype(np.intp)
+    np.clip(index, 0, HIST_BINS - 1, out=index)
+    index -= values < edges[index]
+    index += (values >= edges[index + 1]) & (index != HIST_BINS - 1)
+    return index.astype(np.uint8)
+
+
+def _after_counts(bench: "Workbench", layer: str, after: np.ndarray, kept: np.ndarray, before: dict,
+                  zeros: int) -> list[int]:
+    """Counts of the nonzero `after` weights in `before`'s bins. When every one of them is its base
+    weight (masks, no training: the usual move) each keeps the base weight's bin, counted from
+    `bins` in one pass; otherwise (trained or moved weights) they are binned anew."""
+    bins = before.get("bins")
+    if bins is not None:
+        base = _flat([bench.base_weights[pw.index] for pw in bench.by_layer()[layer]])
+        moved = after != base
+        moved &= kept
+        if not moved.any():
+            return np.bincount(bins[kept], minlength=HIST_BINS).tolist()
+    return _counts(after, before, zeros)
 
 
 def _flat(tensors: list[np.ndarray]) -> np.ndarray:

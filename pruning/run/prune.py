@@ -16,7 +16,7 @@ import numpy as np
 from ..core.prunable import PrunableWeight, find_prunable
 from ..errors import BadInput
 from ..measure.calibration import recalibrate_batchnorm
-from ..measure.metrics import layer_macs, make_forward, save_model
+from ..measure.metrics import in_background, layer_macs, make_forward, save_model
 from ..measure.training import mixed_precision_supported, train_masked
 from ..methods import Method, PruneRequest, PruneResult, get_method
 from ..reports import PruneReport, efficiency, evaluated_view
@@ -49,6 +49,7 @@ class Pruned:
     timing_s: dict[str, float]  # prune, finetune, evaluate, measure
     recalibrated: int  # training samples BatchNorm statistics were re-estimated on (0: none)
     notes: tuple[str, ...]
+    views: Any = None  # what `views` returned on `weights` (`prune_once`), None without one
 
 
 # The first phase's results, as soon as evaluation returns (see `reports.evaluated_view`).
@@ -57,7 +58,7 @@ EvaluatedFn = Callable[[dict[str, Any]], None]
 
 def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = None,
                on_progress: Optional[ProgressFn] = None, on_evaluated: Optional[EvaluatedFn] = None,
-               measure: bool = True) -> Pruned:
+               measure: bool = True, views: Optional[Callable[[list[np.ndarray]], Any]] = None) -> Pruned:
     """Prune `bench`'s model as `spec` says, then fine-tune, evaluate and measure the result.
 
     Two phases: "evaluate" (accuracy metrics, parameter and FLOP counts, measured sparsity),
@@ -65,7 +66,12 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
     latency). Latency: a structured result is timed alternately with the dense model; a
     mask result keeps the dense structure, so it gets the dense timing of this workbench
     (timed once) unless `spec.retime_latency`. With `measure=False` the second phase is
-    skipped (its metrics are absent): what `save_pruned` needs.
+    skipped (its metrics are absent): what `save_pruned` needs. `views(weights)` (the pruned
+    weights in the base shapes), if given, comes back as `Pruned.views`.
+
+    The sizes and `views` run in background threads during the evaluation: they start once the
+    weights are final (after fine-tuning and BatchNorm recalibration), on numpy copies of the
+    weights evaluated, and are joined before this returns (also when the evaluation fails).
 
     A masks result is applied to the working model in place (the caller resets it when it
     is done); a new model (structured, or retrained by gradual) is measured with its own
@@ -109,21 +115,32 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
             bench.mark_dirty()
     t0 = time.perf_counter()
     forward = make_forward(new) if new is not None else None
-    metrics = bench.evaluate(spec, forward=forward)
+    # copies (`.numpy()` copies), so no later assignment or reset can change what is measured
     own = new.get_weights() if new is not None else bench.current_weights()  # the model's own shapes
-    metrics.update(bench.counts(own, model=new, macs=layer_macs(new) if new is not None else None))
-    metrics.update(efficiency(metrics, bench.task.metric))
     weights = own if new is None else in_base_shapes(bench, new, result.masks)
-    sparsity = measured_sparsity(weights, selected)
-    evaluate_s = time.perf_counter() - t0
-    timing = {"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s}
-    if on_evaluated:
-        on_evaluated(evaluated_view(method.name, method.granularity, spec.target_sparsity, sparsity,
-                                    baseline, metrics, timing))
+    # the evaluation does not saturate the cores on a large model: compress and draw meanwhile
+    pending_sizes = in_background(bench.sizes, own, new) if measure else None
+    pending_views = in_background(views, weights) if views else None
+    try:
+        metrics = bench.evaluate(spec, forward=forward)
+        metrics.update(bench.counts(own, model=new, macs=layer_macs(new) if new is not None else None))
+        metrics.update(efficiency(metrics, bench.task.metric))
+        sparsity = measured_sparsity(weights, selected)
+        evaluate_s = time.perf_counter() - t0
+        timing = {"prune": prune_s, "finetune": finetune_s, "evaluate": evaluate_s}
+        if on_evaluated:
+            on_evaluated(evaluated_view(method.name, method.granularity, spec.target_sparsity, sparsity,
+                                        baseline, metrics, timing))
+    except BaseException:
+        for pending in (pending_sizes, pending_views):
+            if pending is not None:
+                pending.cancel() or pending.exception()  # no thread left reading when the caller resets
+        raise
     notes = _mask_notes(method) + result.notes + _precision_notes(spec, method)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # measure: what is left of the sizes after the evaluation, and latency
+    drawn = pending_views.result() if pending_views is not None else None
     if measure:
-        metrics.update(bench.sizes(own, model=new))
+        metrics.update(pending_sizes.result())
         if method.structured or spec.retime_latency:
             mine, dense = bench.latency_against_dense(spec, forward)
         else:
@@ -143,7 +160,7 @@ def prune_once(bench: "Workbench", spec: PruneSpec, method: Optional[Method] = N
     return Pruned(
         spec=spec, method=method, request=request, result=result, selected=selected, baseline=baseline,
         metrics=metrics, weights=weights, sparsity=sparsity, timing_s=timing,
-        recalibrated=recalibrated, notes=notes,
+        recalibrated=recalibrated, notes=notes, views=drawn,
     )
 
 
@@ -153,7 +170,8 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
     (its `model_path` empty: no file is written), and the pass itself (`save_pruned` writes it)."""
     start = time.perf_counter()
     try:
-        done = prune_once(bench, spec, on_progress=on_progress, on_evaluated=on_evaluated)
+        done = prune_once(bench, spec, on_progress=on_progress, on_evaluated=on_evaluated,
+                          views=lambda weights: (histograms(bench, weights), mask_images(bench, weights)))
         targets: dict[str, float] = {}
         for key, value in done.request.sparsity.items():
             layer = key.rsplit("/", 1)[0]
@@ -162,7 +180,7 @@ def prune_report(bench: "Workbench", spec: PruneSpec, on_progress: Optional[Prog
             spec=spec, method=done.method.name, granularity=done.method.granularity,
             target_sparsity=spec.target_sparsity, sparsity=done.sparsity, baseline=done.baseline, pruned=done.metrics,
             layers=layer_rows(bench, done.weights, targets, new=done.result.model),
-            histograms=histograms(bench, done.weights), mask_images=mask_images(bench, done.weights),
+            histograms=done.views[0], mask_images=done.views[1],
             timing_s={**done.timing_s, "total": time.perf_counter() - start},
             model_path="", environment=dict(bench.env), notes=done.notes, task=bench.task.name,
         )
