@@ -101,6 +101,11 @@ def test_description_names_the_import(engine, files, tiny_npz):
     report = engine.baseline(ModelRef.parse(str(files["mlp"])), DataRef.parse(str(tiny_npz)))
     assert report.description.startswith("your file mlp.keras, imported from Keras 3.")
     assert report.description.endswith(" on 128 test inputs")
+    from pruning.specs import PruneSpec
+
+    pruned = engine.prune(PruneSpec(model=ModelRef.parse(str(files["mlp"])), data=DataRef.parse(str(tiny_npz)),
+                                    method="magnitude", target_sparsity=0.5))
+    assert pruned.notes[-1] == report.description  # the prune's JSON says it came through the bridge, and how close
 
 
 def test_a_rebuild_that_disagrees_is_refused_with_the_number(files, monkeypatch):
