@@ -136,7 +136,8 @@ def resource_cards(baseline: Mapping[str, float], pruned: Mapping[str, float], t
     if given(memory) and given(dense_memory) and dense_memory:
         cols[0].metric("Inference memory", human_bytes(memory),
                        delta=f"{percent(memory / dense_memory - 1.0)} of {human_bytes(dense_memory)}",
-                       delta_color="inverse", help=HELP["memory_bytes"])
+                       delta_color="off" if memory == dense_memory else "inverse",  # masks: no change, no red arrow
+                       help=HELP["memory_bytes"])
     else:  # a model with no graph to read its activations off (a subclassed one)
         cols[0].metric("Inference memory", "n/a", help=HELP["memory_bytes"])
     for col, key, title, help_key in ((cols[1], f"{m}_per_mflop", f"{row.label} per MFLOP", "per_mflop"),
