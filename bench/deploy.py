@@ -25,7 +25,7 @@ from pruning.specs import DataRef, DeploySpec, ModelRef, PruneSpec  # noqa: E402
 
 
 def deployed(store: RunStore, engine: Engine, spec: PruneSpec, options: DeploySpec) -> dict:
-    run_id, _ = store.record_prune(spec, lambda: engine.prune(spec))
+    run_id, _ = store.record_prune(spec, lambda: engine.prune(spec), save=lambda path: engine.save(spec, path))
     report = stored_deploy(store, run_id, options)
     return deploy_summary(store.get(run_id), report)
 
