@@ -29,7 +29,7 @@ from pruning._keras import device_name, keras, tf  # noqa: E402
 from pruning.core.prunable import find_prunable  # noqa: E402
 from pruning.measure.metrics import Latency, _timed_calls, make_forward  # noqa: E402
 from pruning.methods import METHODS, PruneRequest  # noqa: E402
-from pruning.model.baselines import library_objects  # noqa: E402
+from pruning.model.op_forms import library_objects  # noqa: E402
 from pruning.model.zoo import ZOO  # noqa: E402
 
 L = keras.layers

@@ -296,9 +296,7 @@ class ChannelGraph:
             name = entry["name"]
             if name in self.layer:
                 resize_config(self.handler[name], self.layer[name], entry["config"], kept_in[name], kept_out[name])
-        from ..model.baselines import (
-            library_objects,  # ConvNeXt's LayerScale & co. by class name
-        )
+        from ..model.op_forms import library_objects  # ConvNeXt's LayerScale & co. by class name
 
         new = keras.Model.from_config(config, custom_objects=library_objects())
         for name in self.order:

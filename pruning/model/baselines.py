@@ -20,7 +20,7 @@ from ..measure.tasks import detect_head
 from ..paths import home  # noqa: F401  (re-exported: engine and others import it from here)
 from ..specs import DataRef, ModelRef, ProgressFn
 from .datasets import Dataset
-from .op_forms import library_objects  # surgery and the workbench import it from here too
+from .op_forms import library_objects
 from .safety import inspect_model_file
 from .zoo import ZOO, imagenet_weights_path
 

@@ -174,7 +174,7 @@ class Workbench:
         """A traced forward of a second model instance that always holds the base weights,
         built once, so pruned and dense latency can be timed alternately in one run."""
         if self._base_forward is None:
-            from ..model.baselines import library_objects  # ConvNeXt's LayerScale & co. by class name
+            from ..model.op_forms import library_objects  # ConvNeXt's LayerScale & co. by class name
 
             self._base_model = keras.models.model_from_json(self.model.to_json(), custom_objects=library_objects())
             self._base_model.set_weights(self.base_weights)

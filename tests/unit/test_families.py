@@ -5,6 +5,9 @@ removed channel read as anything but zero would show), logits out, two samples.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,9 @@ from pruning.core.surgery import ChannelGraph
 from pruning.methods import METHODS, PruneRequest
 
 A = keras.applications
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from families import randomize  # noqa: E402
+
 L = keras.layers
 
 # name -> (builder, input side); DenseNet121, NASNetMobile (30-50 s each here) and ResNet50 (plain
@@ -38,16 +44,7 @@ def build(name: str) -> keras.Model:
     keras.utils.set_random_seed(0)
     make, side = FAMILIES[name]
     model = make((side, side, 3))
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization) and layer.scale and layer.center:
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
-                               rng.normal(0, 0.1, n), rng.uniform(0.5, 2.0, n)])
-        elif type(layer).__name__ == "LayerScale":  # its 1e-6 start would hide any residual branch
-            layer.set_weights([np.ones(layer.gamma.shape)])
-        elif getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0, 0.05, layer.bias.shape))
+    randomize(model, L)  # bench/families.py's: the table and this test see the same weights
     return model
 
 
