@@ -5,7 +5,8 @@
 Reads the weight tensors straight from each `.keras` file (h5py, no TensorFlow), zeroes the
 smallest-magnitude fraction of every kernel (ndim >= 2) at each sparsity, and compresses every
 tensor on its own as `metrics.memory_sizes` does, one thread: zlib level 1 with its default
-strategy (what the previous session used), Z_RLE at memLevel 8 and 9, and Z_HUFFMAN_ONLY.
+strategy, Z_RLE at memLevel 8 and 9 (the measure before ISA-L), Z_HUFFMAN_ONLY, and ISA-L's DEFLATE
+(python-isal) at levels 1 and 2 (level 1 is what `metrics.deflated_size` uses now).
 """
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ import zlib
 
 import h5py
 import numpy as np
+from isal import isal_zlib
 
 STRATEGIES = {
     "level 1 (LZ77)": (1, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY),
     "Z_RLE, memLevel 8": (1, zlib.DEFLATED, 15, 8, zlib.Z_RLE),
     "Z_RLE, memLevel 9": (1, zlib.DEFLATED, 15, 9, zlib.Z_RLE),
     "Z_HUFFMAN_ONLY, memLevel 9": (1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY),
+    "ISA-L level 1": (1,),
+    "ISA-L level 2": (2,),
 }
 
 
@@ -47,6 +51,8 @@ def pruned(tensors: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
 
 
 def size(args: tuple, data) -> int:
+    if len(args) == 1:  # ISA-L: a level only
+        return len(isal_zlib.compress(data, args[0]))
     packer = zlib.compressobj(*args)
     return len(packer.compress(data)) + len(packer.flush())
 

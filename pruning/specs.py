@@ -41,13 +41,11 @@ METRIC_KEYS = (
     "latency_p90_ms",
 )
 # How `gzip_bytes` is measured on every move (metrics.memory_sizes); an export reports gzip -9
-# of the real file instead. Z_RLE (runs only, no LZ77 search): on float32 weights it is 2-3x
-# faster than level 1's default strategy and smaller where pruned zeros run (BENCHMARKS.md).
+# of the real file instead. ISA-L's DEFLATE (python-isal, a zlib stream any inflater reads): on
+# float32 weights 3-4x faster than zlib's fastest strategy (Z_RLE) at the same size within 2 % up
+# to 50 % sparsity, 9 % larger at 90 % (BENCHMARKS.md, bench/deflate_strategies.py).
 COMPRESS_LEVEL = 1
-COMPRESS_STRATEGY = "Z_RLE"
-COMPRESS_MEM_LEVEL = 9  # zlib's largest blocks: 0.1-0.3 % smaller than its default 8, as fast
-COMPRESSION = (f"zlib DEFLATE level {COMPRESS_LEVEL}, {COMPRESS_STRATEGY}, memLevel {COMPRESS_MEM_LEVEL}, "
-               "over the weights in memory")
+COMPRESSION = f"DEFLATE level {COMPRESS_LEVEL} (ISA-L), over the weights in memory"
 
 
 def file_sha256(path: str | Path) -> str:

@@ -10,18 +10,18 @@ import os
 import tempfile
 import threading
 import time
-import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
+from isal import isal_zlib
 
 from .._keras import keras, tf
 from ..core.prunable import iter_layers
 from ..disk import writing
-from ..specs import COMPRESS_LEVEL, COMPRESS_MEM_LEVEL, COMPRESS_STRATEGY
+from ..specs import COMPRESS_LEVEL
 
 LATENCY_BUDGET_S = 0.5  # timed calls per model stop once they add up to this ...
 LATENCY_MIN_CALLS = 5  # ... but never fewer than this (a slow model still gets percentiles)
@@ -152,7 +152,7 @@ _background: Optional[ThreadPoolExecutor] = None
 
 def in_background(fn: Callable, *args) -> Future:
     """`fn(*args)` started on a thread of its own, its `Future` returned: what a report measures
-    while TensorFlow evaluates (zlib and numpy's large-array loops release the GIL).
+    while TensorFlow evaluates (ISA-L and numpy's large-array loops release the GIL).
 
     Not the DEFLATE pool: `memory_sizes` run here waits on that pool, and would deadlock in it.
     """
@@ -164,15 +164,13 @@ def in_background(fn: Callable, *args) -> Future:
 
 
 def deflated_size(data) -> int:
-    """Bytes of `data` (any contiguous buffer) as a zlib stream, DEFLATE at COMPRESS_LEVEL with
-    the COMPRESS_STRATEGY strategy and COMPRESS_MEM_LEVEL (header and checksum in).
+    """Bytes of `data` (any contiguous buffer) as a zlib stream (header and checksum in), ISA-L's
+    DEFLATE at COMPRESS_LEVEL; zlib's `decompress` reads it back.
 
     >>> deflated_size(bytes(4000)) < 40
     True
     """
-    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS, COMPRESS_MEM_LEVEL,
-                              getattr(zlib, COMPRESS_STRATEGY))
-    return len(packer.compress(data)) + len(packer.flush())
+    return len(isal_zlib.compress(data, COMPRESS_LEVEL))
 
 
 def model_config_bytes(model: keras.Model) -> bytes:
@@ -187,7 +185,7 @@ def memory_sizes(weights: Sequence[np.ndarray], config: bytes) -> tuple[int, int
     (float32 mostly) plus the JSON config. A `.keras` file adds a zip and HDF5 container
     around them (a few hundred bytes per tensor; tests bound the difference against a
     real file). `gzip_bytes` is COMPRESSION: each tensor and the config DEFLATE-compressed
-    on its own, in parallel (zlib releases the GIL), the lengths summed.
+    on its own, in parallel (ISA-L releases the GIL), the lengths summed.
     """
     buffers = [np.ascontiguousarray(w) for w in weights]
     compressed = _compress_pool().map(deflated_size, [b.data for b in buffers] + [config])
