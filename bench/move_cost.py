@@ -1,7 +1,7 @@
 """What a fresh slider move costs beyond pruning and evaluation, before and after issue 11.
 
 Goals (issue 11): a fresh prune through the worker executor costs total / (prune + evaluate)
-<= 2.0 on keras.applications ResNet50, MobileNetV2 and the default cnn (`cards_s`: when its
+<= 2.0 on keras.applications ResNet50, MobileNetV2 and the default model (mlp; and cnn) (`cards_s`: when its
 evaluated phase, the metric cards, reached the caller); a 20-point one-shot sweep on resnet20
 and on ResNet50 has timing_s.measure / timing_s.evaluate <= 1.0. `--trees A,B` runs each case
 on each source tree (e.g. the base commit unpacked with `git archive`) in one run.
@@ -40,6 +40,7 @@ def make_files(folder: Path) -> dict[str, tuple[str, str]]:
             build(weights=None, input_shape=(32, 32, 3), classes=10).save(path)
         cases[name] = (str(path), str(data))
     cases["cnn"] = ("cnn", "digits")
+    cases["mlp"] = ("mlp", "digits")  # the first screen's model (ui/state.py DEFAULT_MODEL)
     return cases
 
 
@@ -90,7 +91,7 @@ def sweep(model: str, dataset: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trees", default=str(HERE.parents[1]), help="comma-separated source trees")
-    parser.add_argument("--cases", default="cnn,mobilenetv2,resnet50")
+    parser.add_argument("--cases", default="mlp,cnn,mobilenetv2,resnet50")
     parser.add_argument("--sparsities", default="0.5,0.7")
     parser.add_argument("--files", default="/tmp/prunescope-bench-models")
     parser.add_argument("--sweep", default="resnet20:digits,resnet50",

@@ -19,6 +19,7 @@ from ..specs import (
     SensitivitySpec,
     SweepSpec,
 )
+from .layers import base_histogram
 from .prune import EvaluatedFn, Pruned, prune_once, prune_report, save_pruned
 from .sensitivity import check_method, run_sensitivity
 from .sweep import check_methods, run_sweep
@@ -50,7 +51,13 @@ class Engine:
 
     def baseline(self, model: ModelRef, data: DataRef, seed: int = 0,
                  on_progress: Optional[ProgressFn] = None) -> BaselineReport:
-        return self.workbench(model, data, seed, on_progress).baseline_report(seed)
+        bench = self.workbench(model, data, seed, on_progress)
+        report = bench.baseline_report(seed)
+        # the histograms' "before" half (and each base weight's bin) once per model, here with the
+        # model's opening: on ResNet50 it is about a second, which the first slider move paid otherwise
+        for layer in bench.by_layer():
+            base_histogram(bench, layer)
+        return report
 
     def prune(self, spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
               on_evaluated: Optional[EvaluatedFn] = None) -> PruneReport:

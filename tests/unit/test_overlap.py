@@ -1,6 +1,6 @@
 """Sizes and per-layer views computed during the evaluation (issue 11): the same figures as serially.
 
-Exact: the overlapped sizes equal zlib of the weights the working model held when it was
+Exact: the overlapped sizes equal DEFLATE of the weights the working model held when it was
 evaluated, and the views equal the ones drawn afterwards on one thread.
 """
 from __future__ import annotations
@@ -69,3 +69,20 @@ def test_after_histograms_equal_numpy_on_the_pruned_weights(engine, tiny_refs, e
         assert hist["zeros_after"] == after.size - np.count_nonzero(after)
     moved = any(np.any((w != b) & (w != 0)) for w, b in zip(weights, bench.base_weights))
     assert moved == bool(epochs)
+
+
+def test_opening_a_model_bins_its_base_weights_before_the_first_move(tiny_refs):
+    """The histograms' "before" half is computed with the baseline, so the first slider move costs
+    what the later ones do; the move's views then read that cache (the same objects)."""
+    from pruning.run.engine import Engine
+
+    fresh = Engine()
+    fresh.baseline(*tiny_refs)
+    bench = fresh.workbench(*tiny_refs)
+    assert set(bench.base_histograms) == set(bench.by_layer()) and bench.base_histograms
+    cached = {layer: entry["bins"] for layer, entry in bench.base_histograms.items()}
+    report = fresh.prune(PruneSpec(model=tiny_refs[0], data=tiny_refs[1], target_sparsity=0.5))
+    assert all(bench.base_histograms[layer]["bins"] is bins for layer, bins in cached.items())
+    for layer, entry in bench.base_histograms.items():
+        assert report.histograms[layer]["before"] == entry["before"]
+        assert sum(entry["before"]) + entry["zeros_before"] == sum(pw.size for pw in bench.by_layer()[layer])
