@@ -5,7 +5,7 @@ Zeros stay zeros: every (variable, mask) pair is re-masked after each optimizer 
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -52,26 +52,39 @@ def mixed_twin(model: keras.Model) -> keras.Model:
     return twin
 
 
-def train_masked(model: keras.Model, masks: dict[int, np.ndarray], ds: Dataset, epochs: int, seed: int,
-                 on_progress: Optional[ProgressFn] = None, mixed: bool = False) -> None:
+MaskUpdate = Callable[[int], Optional[Mapping[int, np.ndarray]]]  # step -> new masks by weight index, or None
+
+
+def train_masked(model: keras.Model, masks: Mapping[int, np.ndarray], ds: Dataset, epochs: int, seed: int,
+                 on_progress: Optional[ProgressFn] = None, mixed: bool = False, loss: Any = None,
+                 update_masks: Optional[MaskUpdate] = None, label: str = "fine-tuning") -> None:
     """Train `model` in place for `epochs`; `masks` maps a weight index to its keep-mask.
 
     With `mixed`, a float16 twin trains (loss scaling against underflow) and its weights
-    are copied back, so `model` keeps its float32 layers and saves as before.
+    are copied back, so `model` keeps its float32 layers and saves as before. `loss` replaces
+    the task's loss (DESIGN §5). `update_masks(step)`, called before every step (0, 1, ...
+    over all epochs), may return new masks for some of the indices in `masks`: they are
+    applied to the weights at once, so that step trains at them (gradual pruning's schedule).
+    The step is traced once: masks are variables, and the batch dimension is left open.
     """
     if not ds.has_train:
         raise BadInput(f"{ds.name} has no x_train/y_train: fine-tuning needs training data")
     net = mixed_twin(model) if mixed else model
     variables = net.weights
-    pairs = [(variables[index], tf.constant(mask, dtype=tf.float32)) for index, mask in masks.items()]
+    held = {index: tf.Variable(np.asarray(mask, np.float32), trainable=False) for index, mask in masks.items()}
+    pairs = [(variables[index], mask) for index, mask in held.items()]
     optimizer = keras.optimizers.Adam(FINETUNE_LR)
+    # its slots now, not inside the first trace (variables created there make tf.function trace twice)
+    optimizer.build(net.trainable_variables)
     if mixed:
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     head = detect_head(model, ds)
-    loss_fn = head.keras_loss()  # the task's loss (DESIGN §5): cross-entropy, binary cross-entropy or MSE
+    loss_fn = loss if loss is not None else head.keras_loss()  # cross-entropy, binary cross-entropy or MSE
     y_train = head.training_labels(ds.y_train)
+    signature = [tf.TensorSpec((None,) + ds.x_train.shape[1:], tf.as_dtype(ds.x_train.dtype)),
+                 tf.TensorSpec((None,) + y_train.shape[1:], tf.as_dtype(y_train.dtype))]
 
-    @tf.function
+    @tf.function(input_signature=signature)
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, net(x, training=True)) + tf.add_n(net.losses or [0.0])
@@ -85,13 +98,19 @@ def train_masked(model: keras.Model, masks: dict[int, np.ndarray], ds: Dataset, 
         return loss
 
     rng = np.random.default_rng(seed)
+    done = 0
     for epoch in range(epochs):
         order = rng.permutation(len(ds.x_train))
         for i in range(0, len(order), FINETUNE_BATCH):
+            fresh = update_masks(done) if update_masks is not None else None
+            for index, mask in (fresh or {}).items():
+                held[index].assign(np.asarray(mask, np.float32))
+                variables[index].assign(variables[index] * held[index])
             idx = order[i : i + FINETUNE_BATCH]
             step(tf.constant(ds.x_train[idx]), tf.constant(y_train[idx]))
+            done += 1
         if on_progress:
-            on_progress((epoch + 1) / epochs, f"fine-tuning epoch {epoch + 1}/{epochs}"
+            on_progress((epoch + 1) / epochs, f"{label} epoch {epoch + 1}/{epochs}"
                         + (" (mixed float16)" if mixed else ""))
     if mixed:
         model.set_weights(net.get_weights())

@@ -1,6 +1,11 @@
-"""Gradual magnitude pruning while fine-tuning a copy of the model, through tfmot.
+"""Gradual magnitude pruning while fine-tuning a copy of the model, on tfmot's schedules.
 
-PolynomialDecay (Zhu & Gupta) or ConstantSparsity; `strip_pruning` leaves a plain model.
+tfmot's PolynomialDecay (Zhu & Gupta) or ConstantSparsity decides at which steps masks are
+updated and to what sparsity; the masks themselves (each tensor's smallest magnitudes, tfmot's
+keep count) are set between steps of the same masked train step fine-tuning uses
+(`measure.training.train_masked`), not by tfmot's wrapper layers: tracing the wrapped model's
+step cost more than an epoch of training on small models (BENCHMARKS.md), the wrapper shares
+variables with the model it wraps, and it cannot wrap layers inside nested models.
 """
 from __future__ import annotations
 
@@ -12,8 +17,6 @@ from .base import Method, PruneRequest, PruneResult
 from .data import loss_for, training_sample
 
 DEFAULT_EPOCHS = 2  # when the spec asks for no fine-tuning epochs: pruning needs some training
-BATCH = 64
-LEARNING_RATE = 1e-3
 PRUNE_FRACTION = 0.75  # sparsity reaches its target here; the rest trains at the final mask
 UPDATES = 8  # mask updates over the schedule
 
@@ -49,95 +52,52 @@ def constant(sparsity: float, end: int, frequency: int):
     return tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, end_step=end, frequency=frequency)
 
 
-def _progress_callback(request: PruneRequest, epochs: int):
-    from .._keras import keras
-
-    def report(epoch, logs):
-        if request.on_progress:
-            metric = "mae" if request.data.task == "regression" else "accuracy"
-            value = (logs or {}).get(metric, float("nan"))
-            request.on_progress((epoch + 1) / epochs,
-                                f"gradual pruning epoch {epoch + 1}/{epochs}: train {metric} {value:.3f}")
-
-    return keras.callbacks.LambdaCallback(on_epoch_end=report)
-
-
-def _wrapped_copy(model, targets: dict[str, float], schedule: Schedule, end: int, frequency: int):
-    """A copy of `model` with fresh variables (tfmot would otherwise share the caller's),
-    the layers in `targets` wrapped for pruning, and the caller's weights copied in."""
-    import tensorflow_model_optimization as tfmot
-
-    from .._keras import keras
-
-    def clone_layer(layer):
-        fresh = layer.__class__.from_config(layer.get_config())
-        if layer.name in targets:
-            return tfmot.sparsity.keras.prune_low_magnitude(
-                fresh, pruning_schedule=schedule(targets[layer.name], end, frequency))
-        return fresh
-
-    copy = keras.models.clone_model(model, clone_function=clone_layer)
-    by_name = {getattr(layer, "layer", layer).name: layer for layer in copy.layers}
-    for layer in model.layers:
-        target = by_name[layer.name]
-        (target.layer if hasattr(target, "pruning_obj") else target).set_weights(layer.get_weights())
-    return copy
-
-
-def _trace_once(model, x, y) -> None:
-    """Make `model.fit` trace its train step once, and without AutoGraph.
-
-    Tracing the wrapped train step (tfmot's mask-update graph in every wrapped layer) is
-    most of a short gradual run (bench/gradual_epoch.py). Variables created inside the first
-    trace (the optimizer's, the compiled loss's and metrics') make tf.function trace it
-    twice; AutoGraph's conversion of tfmot's Python about doubles each trace, and neither
-    tfmot nor tf_keras needs it (their control flow is tf.cond / smart_cond / while_loop).
-    `fit` uses a train function set after compile (see Model.make_train_function).
-    """
-    from .._keras import tf
-
-    model.optimizer.build(model.trainable_variables)
-    outputs = model(x[:1], training=False)  # the output structure; masks are all ones yet
-    model.compiled_loss.build(outputs)
-    model.compiled_metrics.build(outputs, tf.constant(y[:1]))
-    step = model.make_train_function()
-    model.train_function = tf.function(step.python_function, autograph=False, reduce_retracing=True)
-
-
 def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
     def prune(request: PruneRequest) -> PruneResult:
-        import tensorflow_model_optimization as tfmot
+        import numpy as np
 
-        from .._keras import keras
+        from .._keras import keras, tf
+        from ..core.masks import keep_count, top_k_mask
+        from ..core.prunable import find_prunable
+        from ..measure.training import FINETUNE_BATCH, train_masked
 
-        x, y = training_sample(request.data, "gradual", None, request.seed)
+        x, _ = training_sample(request.data, "gradual", None, request.seed)
         epochs = request.finetune_epochs or DEFAULT_EPOCHS
-        total = epochs * math.ceil(len(x) / BATCH)
+        total = epochs * math.ceil(len(x) / FINETUNE_BATCH)
         end, frequency = schedule_steps(total)
-        # one schedule per layer: tfmot prunes all of a layer's tensors (LSTM: both kernels) alike
-        targets: dict[str, float] = {}
-        for key, value in request.sparsity.items():
-            targets[key.rsplit("/", 1)[0]] = max(value, targets.get(key.rsplit("/", 1)[0], 0.0))
-        nested = [layer.name for layer in request.model.layers if isinstance(layer, keras.Model)]
-        if nested:
-            raise BadInput(f"gradual cannot wrap layers inside nested models ({', '.join(nested)}): "
-                           "use a one-shot method, or flatten the model")
         keras.utils.set_random_seed(request.seed)
-        model = _wrapped_copy(request.model, targets, schedule, end, frequency)
-        loss, as_labels = loss_for(request.model, x, request.data)
-        y = as_labels(y)
-        metric = "mae" if request.data.task == "regression" else "accuracy"
-        model.compile(keras.optimizers.Adam(LEARNING_RATE), loss, metrics=[metric])
-        _trace_once(model, x, y)
-        model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True,
-                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), _progress_callback(request, epochs)])
-        stripped = tfmot.sparsity.keras.strip_pruning(model)
-        weights = {f"{layer.name}/{attr}": getattr(getattr(layer, "cell", layer), attr).numpy()
-                   for layer in stripped.layers for attr in ("kernel", "recurrent_kernel")
-                   if f"{layer.name}/{attr}" in request.weights}
+        # a copy with its own variables: the caller's model (the working model) stays dense
+        model = keras.models.clone_model(request.model)
+        model.set_weights(request.model.get_weights())
+        loss, _ = loss_for(request.model, x, request.data)
+        chosen = [pw for pw in find_prunable(model) if pw.key in request.sparsity]
+        # tfmot's schedule per target (its own rule for when to prune and how much); our own masks
+        schedules = {target: schedule(target, end, frequency) for target in set(request.sparsity.values())}
+        reached: list[tuple[int, float]] = []
+
+        def update(step: int):
+            if step % frequency or step > end:
+                return None
+            now = {target: sched(tf.constant(step, tf.int64)) for target, sched in schedules.items()}
+            fresh = {}
+            for pw in chosen:
+                due, sparsity = now[request.sparsity[pw.key]]
+                if bool(due):
+                    w = model.weights[pw.index].numpy()
+                    fresh[pw.index] = top_k_mask(np.abs(w), keep_count(w.size, float(sparsity)))
+            if fresh:
+                reached.append((step, 1 - sum(int(m.sum()) for m in fresh.values())
+                                / sum(m.size for m in fresh.values())))
+            return fresh
+
+        train_masked(model, {pw.index: np.ones(pw.shape, bool) for pw in chosen}, request.data, epochs,
+                     request.seed, request.on_progress, loss=loss, update_masks=update, label="gradual pruning")
+        weights = {pw.key: model.weights[pw.index].numpy() for pw in chosen}
+        path = ", ".join(f"{s:.0%}" for _, s in reached)
         notes = (f"{epochs} epochs of {total // epochs} steps: masks updated every {frequency} steps "
-                 f"until step {end} (target reached there), then {total - end - 1} steps at the final mask.",)
-        return PruneResult(model=stripped, masks={key: w != 0 for key, w in weights.items()}, notes=notes)
+                 f"until step {end} (target reached there), then {total - end - 1} steps at the final mask. "
+                 f"Sparsity of the pruned tensors at the {len(reached)} updates: {path}.",)
+        return PruneResult(model=model, masks={key: w != 0 for key, w in weights.items()}, notes=notes)
 
     return prune
 

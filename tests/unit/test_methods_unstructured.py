@@ -12,7 +12,7 @@ from pruning.core.masks import keep_count, top_k_mask
 from pruning.core.prunable import find_prunable
 from pruning.errors import BadInput
 from pruning.methods import METHODS, PruneRequest
-from pruning.methods.gradual import _trace_once, _wrapped_copy, polynomial, schedule_steps
+from pruning.methods.gradual import schedule_steps
 from pruning.methods.lamp import lamp_scores
 from pruning.methods.taylor import taylor_scores
 from pruning.model.baselines import weights_checksum
@@ -170,30 +170,73 @@ def test_gradual_reaches_exact_sparsity_and_keeps_zeros_while_fine_tuning():
     assert "until step 6" in result.notes[0]
 
 
-def test_gradual_traces_its_train_step_once_and_trains_alike():
-    # variables created inside the first traced step make tf.function trace it twice, and
-    # the wrapped step (tfmot's mask updates) is the costly one to trace (bench/gradual_epoch.py)
-    import tensorflow_model_optimization as tfmot
+def test_gradual_follows_tfmots_polynomial_schedule(monkeypatch):
+    # tfmot's PolynomialDecay decides when and how far (Zhu & Gupta: s_t = s_f (1 - (1 - t/end)^3)
+    # from 0); each update keeps exactly tfmot's count, of the largest magnitudes at that step
+    from pruning.measure import training
 
     keras.utils.set_random_seed(3)
+    model = keras.Sequential([L.Input((4,)), L.Dense(50, name="hidden"), L.Dense(2, name="out")])
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 4)).astype(np.float32)  # 200 samples: 4 steps of 64, the last one short
+    y = (x[:, 0] > 0).astype(np.int64)
+    data = Dataset("synthetic", x[:40], y[:40], x, y, 2)
+    base = model.get_weights()
+    weights = {pw.key: base[pw.index] for pw in find_prunable(model) if pw.layer == "hidden"}
+    req = PruneRequest(weights=weights, sparsity={"hidden/kernel": 0.8}, scope="layer", seed=0,
+                       model=model, data=data, finetune_epochs=4)  # 16 steps: end 12, every step 1
+    seen = []
+    real = training.train_masked
+
+    def spy(net, masks, ds, epochs, seed, on_progress=None, mixed=False, loss=None, update_masks=None, label=""):
+        def watch(step):
+            before = net.weights[0].numpy()
+            fresh = update_masks(step)
+            for mask in (fresh or {}).values():
+                # the largest magnitudes of the weights as they are at this step
+                kept = np.abs(before[mask]).min() if mask.any() else np.inf
+                assert (np.abs(before[~mask]) <= kept).all()
+                seen.append((step, int(mask.sum())))
+            return fresh
+
+        real(net, masks, ds, epochs, seed, on_progress, mixed, loss, watch, label)
+
+    monkeypatch.setattr(training, "train_masked", spy)
+    result = METHODS["gradual"].prune(req)
+    end, frequency = schedule_steps(16)
+    assert (end, frequency) == (12, 1)
+    expected = [(t, keep_count(200, 0.8 * (1 - (1 - t / end) ** 3))) for t in range(0, end + 1, frequency)]
+    assert seen == expected
+    kernel = result.model.get_weights()[0]
+    assert int((kernel != 0).sum()) == keep_count(200, 0.8) == 40
+    np.testing.assert_array_equal(result.masks["hidden/kernel"], kernel != 0)
+    assert "Sparsity of the pruned tensors at the 13 updates: 0%, " in result.notes[0]
+    assert result.notes[0].endswith(", 80%.")
+    np.testing.assert_array_equal(model.get_weights()[0], base[0])  # the caller's model is untouched
+
+
+def test_train_masked_traces_its_step_once_with_a_short_last_batch(monkeypatch):
+    from pruning.measure import training
+
+    keras.utils.set_random_seed(5)
     model = keras.Sequential([L.Input((4,)), L.Dense(6, name="hidden"), L.Dense(2, name="out")])
-    x = np.random.default_rng(4).normal(size=(32, 4)).astype(np.float32)
-    y = np.arange(32) % 2
-    traces, trained = [], []
-    for prepared in (False, True):
-        wrapped = _wrapped_copy(model, {"hidden": 0.5}, polynomial, 2, 1)
-        wrapped.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                        metrics=["accuracy"])
-        if prepared:
-            _trace_once(wrapped, x, y)
-        wrapped.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False,
-                    callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-        traces.append(wrapped.train_function.experimental_get_tracing_count())
-        trained.append(tfmot.sparsity.keras.strip_pruning(wrapped).get_weights())
-    assert traces == [2, 1]
-    assert int((trained[1][0] == 0).sum()) == 24 - keep_count(24, 0.5)  # masks updated at steps 0-2
-    for before, after in zip(*trained):
-        np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-7)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(100, 4)).astype(np.float32)  # batches of 64 and 36
+    data = Dataset("synthetic", x[:10], np.zeros(10, np.int64), x, (x[:, 0] > 0).astype(np.int64), 2)
+    traces = []
+    real = training.tf.function
+
+    def counting(*args, **kwargs):  # tf.function(fn) or @tf.function(input_signature=...)
+        if args:
+            traces.append(real(*args, **kwargs))
+            return traces[-1]
+        return lambda fn: counting(fn, **kwargs)
+
+    monkeypatch.setattr(training.tf, "function", counting)
+    mask = np.arange(24).reshape(4, 6) % 3 == 0
+    training.train_masked(model, {0: mask}, data, 2, 0)
+    assert [fn.experimental_get_tracing_count() for fn in traces] == [1]
+    assert np.array_equal(model.get_weights()[0] != 0, mask)
 
 
 @pytest.mark.parametrize("module", ["lamp", "nm", "filters", "gradual"])
