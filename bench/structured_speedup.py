@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pruning._keras import device_name, keras, tf  # noqa: E402
+from pruning._keras import device_name, keras  # noqa: E402
 from pruning.core.prunable import find_prunable  # noqa: E402
 from pruning.measure.metrics import Latency, _timed_calls, make_forward  # noqa: E402
 from pruning.methods import METHODS, PruneRequest  # noqa: E402

@@ -124,7 +124,7 @@ def await_report(spec: PruneSpec, bar, slot, task: str) -> Optional[PruneReport]
         st.session_state[state.PRUNE_JOBS_KEY] = secrets.token_hex(8)
     job = backend.start_prune(spec, supersede_key=st.session_state[state.PRUNE_JOBS_KEY])
     shown, draw = False, progress_to(bar)  # the queue position while the job waits, then a bar
-    while not job.done:
+    while not job.ready:  # the report is drawn once measured; its file is stored meanwhile
         if job.view is not None and not shown:
             with slot.container():
                 cards.evaluated_cards(job.view, task)
@@ -145,7 +145,7 @@ def await_report(spec: PruneSpec, bar, slot, task: str) -> Optional[PruneReport]
         return await_report(spec, bar, slot, task)
     if job.error is not None:
         raise job.error
-    return job.report
+    return job.shown()
 
 
 @st.fragment

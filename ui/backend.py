@@ -40,7 +40,7 @@ from pruning.specs import (
     parse_sparsities,
 )
 
-from .prune_jobs import PruneJob, PruneJobs
+from .prune_jobs import POLL_S, PruneJob, PruneJobs
 
 
 @st.cache_resource(show_spinner=False)
@@ -119,12 +119,29 @@ def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
                        lambda: _stored_prune(executor, store, spec, on_progress, on_evaluated, supersede_key))
 
 
-def _stored_prune(executor: Executor, store: RunStore, spec: PruneSpec, on_progress: Optional[ProgressFn],
-                  on_evaluated: Optional[Callable[[dict], None]], supersede_key: Optional[str]) -> PruneReport:
-    return store.record_prune(
-        spec, lambda: executor.prune(spec, on_progress=on_progress, on_evaluated=on_evaluated,
-                                     supersede_key=supersede_key),
-        source="app", save=lambda path: executor.save(spec, path))[1]
+def _stored_prune(executor: Executor, store: RunStore, spec: PruneSpec, job: PruneJob,
+                  supersede_key: Optional[str]) -> PruneReport:
+    def measured() -> PruneReport:
+        report = executor.prune(spec, on_progress=job.on_progress, on_evaluated=job.on_evaluated,
+                                supersede_key=supersede_key)
+        job.on_measured(report)  # the page draws it now; the run's model file is written next
+        return report
+
+    return store.record_prune(spec, measured, source="app", save=lambda path: executor.save(spec, path))[1]
+
+
+def stored_prune(spec: PruneSpec) -> PruneReport:
+    """The stored run's report of `spec`, its model file written: from the report cache, or from
+    the running job once it has written the file (the page drew its measured report before)."""
+    report = finished_prune(spec)
+    if report is not None and report.model_path:
+        return report
+    job = start_prune(spec)  # joins the running job; ended meanwhile: answered from the cache
+    while not job.done:
+        job.wait(POLL_S)
+    if job.error is not None:
+        raise job.error
+    return job.report
 
 
 def finished_prune(spec: PruneSpec) -> Optional[PruneReport]:
@@ -146,8 +163,7 @@ def start_prune(spec: PruneSpec, supersede_key: Optional[str] = None) -> PruneJo
     executor, store, cache, key = get_executor(), run_store(), report_cache(), spec.to_json()
 
     def run(job: PruneJob) -> PruneReport:
-        return cache.get_or_compute("prune", key, lambda: _stored_prune(
-            executor, store, spec, job.on_progress, job.on_evaluated, supersede_key))
+        return cache.get_or_compute("prune", key, lambda: _stored_prune(executor, store, spec, job, supersede_key))
 
     return prune_jobs().start(key, run)
 
@@ -198,7 +214,7 @@ def pruned_model_bytes(report: PruneReport, out_format: str) -> bytes:
     file, and proven there to load in Keras 3 with safe mode and give the same outputs."""
     if out_format not in MODEL_FORMATS:
         raise BadInput(f"unknown model format {out_format!r}: choose {' or '.join(MODEL_FORMATS)}")
-    source = Path(report.model_path)
+    source = Path(report.model_path or stored_prune(report.spec).model_path)
     if out_format == "keras2":
         return read_bytes(str(source))
     target = source.with_name(f"{source.stem}-{out_format}.keras")

@@ -19,14 +19,17 @@ POLL_S = 0.1  # a waiting page looks at its job this often; each look lets a new
 class PruneJob:
     """One prune in a thread of this process (the work itself runs in the executor's worker).
 
-    `view` (`reports.evaluated_view`) arrives first, then `report` or `error`; `progress` is the
-    last (fraction, message) the executor reported. Written by the job's thread, read by pages.
+    `view` (`reports.evaluated_view`) arrives first, then `measured` (the full report, before
+    its model file is written into the run store), then `report` (the stored run's, naming that
+    file) or `error`; `progress` is the last (fraction, message) the executor reported. Written
+    by the job's thread, read by pages: a page draws the report once the job is `ready`.
     """
 
     def __init__(self, key: str):
         self.key = key
         self.view: Optional[dict] = None
         self.report: Any = None
+        self.measured: Any = None
         self.error: Optional[BaseException] = None
         self.progress: tuple[float, str] = (0.0, "starting")
         self.started = time.monotonic()
@@ -36,11 +39,23 @@ class PruneJob:
     def done(self) -> bool:
         return self.report is not None or self.error is not None
 
+    @property
+    def ready(self) -> bool:
+        """The report can be drawn: measured (its file may still be being written), or the job ended."""
+        return self.done or self.measured is not None
+
+    def shown(self) -> Any:
+        """The report to draw once `ready`: the stored one if in, else the measured one."""
+        return self.report if self.report is not None else self.measured
+
     def wait(self, timeout: float) -> None:
         """Until the job reports something new or ends, at most `timeout` seconds."""
         with self._changed:
             if not self.done:
                 self._changed.wait(timeout)
+
+    def on_measured(self, report: Any) -> None:
+        self._set(measured=report)
 
     def on_progress(self, fraction: float, message: str) -> None:
         self._set(progress=(float(fraction), str(message)))

@@ -71,6 +71,7 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
         model.set_weights(request.model.get_weights())
         loss, _ = loss_for(request.model, x, request.data)
         chosen = [pw for pw in find_prunable(model) if pw.key in request.sparsity]
+        variables = model.weights  # once: the property walks every layer
         # tfmot's schedule per target (its own rule for when to prune and how much); our own masks
         schedules = {target: schedule(target, end, frequency) for target in set(request.sparsity.values())}
         reached: list[tuple[int, float]] = []
@@ -83,7 +84,7 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
             for pw in chosen:
                 due, sparsity = now[request.sparsity[pw.key]]
                 if bool(due):
-                    w = model.weights[pw.index].numpy()
+                    w = variables[pw.index].numpy()
                     fresh[pw.index] = top_k_mask(np.abs(w), keep_count(w.size, float(sparsity)))
             if fresh:
                 reached.append((step, 1 - sum(int(m.sum()) for m in fresh.values())
@@ -92,7 +93,7 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
 
         train_masked(model, {pw.index: np.ones(pw.shape, bool) for pw in chosen}, request.data, epochs,
                      request.seed, request.on_progress, loss=loss, update_masks=update, label="gradual pruning")
-        weights = {pw.key: model.weights[pw.index].numpy() for pw in chosen}
+        weights = {pw.key: variables[pw.index].numpy() for pw in chosen}
         path = ", ".join(f"{s:.0%}" for _, s in reached)
         notes = (f"{epochs} epochs of {total // epochs} steps: masks updated every {frequency} steps "
                  f"until step {end} (target reached there), then {total - end - 1} steps at the final mask. "
@@ -105,8 +106,8 @@ def gradual(schedule: Schedule) -> Callable[[PruneRequest], PruneResult]:
 METHODS = (
     Method(
         name="gradual",
-        description="Gradual magnitude pruning while fine-tuning (tfmot, PolynomialDecay from 0 to the "
-                    "target, Zhu & Gupta 2017); uses the fine-tune epochs (2 if none).",
+        description="Gradual magnitude pruning while fine-tuning (tfmot's PolynomialDecay schedule from 0 to "
+                    "the target, Zhu & Gupta 2017); uses the fine-tune epochs (2 if none).",
         granularity="unstructured",
         needs=("weights", "data", "training"),
         prune=gradual(polynomial),
@@ -115,7 +116,7 @@ METHODS = (
     Method(
         name="gradual-constant",
         description="Magnitude pruning at the target from the first step, masks refreshed while "
-                    "fine-tuning (tfmot ConstantSparsity); uses the fine-tune epochs (2 if none).",
+                    "fine-tuning (tfmot's ConstantSparsity schedule); uses the fine-tune epochs (2 if none).",
         granularity="unstructured",
         needs=("weights", "data", "training"),
         prune=gradual(constant),

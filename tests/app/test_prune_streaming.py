@@ -81,3 +81,58 @@ def test_cards_come_first_then_sizes_and_latency_fill_in(monkeypatch):
     assert len(at.get("plotly_chart")) == 4 and not at.info
     assert len(gated.views) == 1  # the second run drew the cached report: nothing pruned again
 
+
+
+class SlowSave:
+    """The app's executor, but writing a run's model file waits until `gate` is set."""
+
+    def __init__(self, real):
+        self.real, self.gate, self.saved, self.specs = real, threading.Event(), [], []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def prune(self, spec, **kwargs):
+        self.specs.append(spec)
+        return self.real.prune(spec, **kwargs)
+
+    def save(self, spec, path, on_progress=None):
+        assert self.gate.wait(120)
+        self.saved.append(path)
+        return self.real.save(spec, path)
+
+
+@pytest.mark.slow  # the worker and TensorFlow, as above
+def test_the_full_report_is_drawn_before_its_model_file_is_stored(monkeypatch):
+    # on ResNet50 writing the file took about 2 s of the move; the page no longer waits for it,
+    # and a download made meanwhile waits for the stored file instead of failing
+    real = backend.get_executor
+    slow = SlowSave(None)
+
+    def executor():
+        slow.real = slow.real or real()
+        return slow
+
+    monkeypatch.setattr(backend, "get_executor", executor)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SPARSITY] = 0.64  # a spec no other test prunes
+    at.run()
+    assert not at.exception
+    full = cards_shown(at)
+    assert full["gzip size"][0].endswith(" KB") and len(at.get("plotly_chart")) == 4  # the whole report
+    spec = slow.specs[0]
+    job = backend.prune_jobs().running(spec.to_json())
+    assert job is not None and not job.done and slow.saved == []  # the file is not written yet
+    assert job.measured.model_path == "" and job.measured.spec == spec and backend.finished_prune(spec) is None
+
+    got: list[bytes] = []
+    download = threading.Thread(target=lambda: got.append(backend.pruned_model_bytes(job.measured, "keras2")))
+    download.start()
+    download.join(1.0)
+    assert download.is_alive() and not got  # waits for the stored file
+    slow.gate.set()
+    download.join(120)
+    assert job.done and job.error is None and len(slow.saved) == 1
+    stored = Path(job.report.model_path)
+    assert stored.is_file() and got == [stored.read_bytes()] and got[0][:2] == b"PK"  # a .keras zip
+    assert backend.finished_prune(spec) is job.report

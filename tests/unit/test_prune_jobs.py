@@ -50,3 +50,25 @@ def test_wait_returns_at_its_timeout_when_nothing_happens():
     job.wait(0.01)  # returns: nothing reported
     job.on_evaluated({"a": 1})
     assert job.view == {"a": 1} and not job.done
+
+
+def test_the_measured_report_is_ready_before_its_file_is_stored():
+    # the page draws the full report as soon as it is measured; writing the run's model file
+    # (seconds on a large model) goes on in the job, and the stored report comes after
+    jobs, saving = PruneJobs(), threading.Event()
+
+    def run(job: PruneJob) -> str:
+        job.on_evaluated({"phase": "evaluated"})
+        job.on_measured("measured report")
+        assert saving.wait(10)
+        return "stored report"
+
+    job = jobs.start("spec-c", run)
+    while not job.ready:
+        job.wait(0.05)
+    assert job.measured == "measured report" and job.shown() == "measured report"
+    assert not job.done and job.report is None and jobs.running("spec-c") is job  # still storing
+    saving.set()
+    while not job.done:
+        job.wait(0.05)
+    assert job.shown() == "stored report" and job.ready and jobs.running("spec-c") is None
