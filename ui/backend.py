@@ -119,12 +119,13 @@ def prune(spec: PruneSpec, on_progress: Optional[ProgressFn] = None,
                        lambda: _stored_prune(executor, store, spec, on_progress, on_evaluated, supersede_key))
 
 
-def _stored_prune(executor: Executor, store: RunStore, spec: PruneSpec, job: PruneJob,
-                  supersede_key: Optional[str]) -> PruneReport:
+def _stored_prune(executor: Executor, store: RunStore, spec: PruneSpec, on_progress: Optional[ProgressFn],
+                  on_evaluated: Optional[Callable[[dict], None]], supersede_key: Optional[str],
+                  on_measured: Optional[Callable[[PruneReport], None]] = None) -> PruneReport:
     def measured() -> PruneReport:
-        report = executor.prune(spec, on_progress=job.on_progress, on_evaluated=job.on_evaluated,
-                                supersede_key=supersede_key)
-        job.on_measured(report)  # the page draws it now; the run's model file is written next
+        report = executor.prune(spec, on_progress=on_progress, on_evaluated=on_evaluated, supersede_key=supersede_key)
+        if on_measured:
+            on_measured(report)  # a page draws it now; the run's model file is written next
         return report
 
     return store.record_prune(spec, measured, source="app", save=lambda path: executor.save(spec, path))[1]
@@ -163,7 +164,8 @@ def start_prune(spec: PruneSpec, supersede_key: Optional[str] = None) -> PruneJo
     executor, store, cache, key = get_executor(), run_store(), report_cache(), spec.to_json()
 
     def run(job: PruneJob) -> PruneReport:
-        return cache.get_or_compute("prune", key, lambda: _stored_prune(executor, store, spec, job, supersede_key))
+        return cache.get_or_compute("prune", key, lambda: _stored_prune(
+            executor, store, spec, job.on_progress, job.on_evaluated, supersede_key, job.on_measured))
 
     return prune_jobs().start(key, run)
 
