@@ -76,7 +76,8 @@ def backend_timing(page) -> Optional[dict]:
     if not found:
         return None
     prune_ms, evaluate_ms, total_s = found.groups()
-    return {"prune_evaluate_s": (int(prune_ms) + int(evaluate_ms)) / 1000, "report_total_s": float(total_s)}
+    return {"prune_s": int(prune_ms) / 1000, "evaluate_s": int(evaluate_ms) / 1000,
+            "prune_evaluate_s": (int(prune_ms) + int(evaluate_ms)) / 1000, "report_total_s": float(total_s)}
 
 
 def time_tree(tree: Path, moves: int, own: Optional[tuple[Path, Path]] = None) -> dict:
@@ -156,7 +157,8 @@ def summary(name: str, moves: list[dict]) -> str:
             + ("" if "card_ratio" not in moves[0] else
                f"; card / (prune + evaluate) median {median('card_ratio'):.2f} "
                f"(max {max(m['card_ratio'] for m in moves):.2f}), full report / (prune + evaluate) median "
-               f"{median('full_ratio'):.2f}, prune + evaluate median {median('prune_evaluate_s'):.3f} s"))
+               f"{median('full_ratio'):.2f}, prune + evaluate median {median('prune_evaluate_s'):.3f} s "
+               f"(prune {median('prune_s'):.3f} s, evaluate {median('evaluate_s'):.3f} s)"))
 
 
 def main() -> int:
