@@ -78,8 +78,10 @@ def save_upload(uploaded, suffixes: tuple[str, ...], check: Optional[Callable[[P
     path = session_upload_dir() / f"{digest}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        # same suffix as the final name: the check reads the file as Keras will
-        tmp = path.with_name(f".{digest}.part{suffix}")
+        # same suffix as the final name: the check reads the file as Keras will. A name of its own
+        # per call: a rerun (the dataset uploaded while a large model is still being checked) runs
+        # this again in another thread, and one shared temp name let each remove the other's file
+        tmp = path.with_name(f".{digest}.{secrets.token_hex(4)}.part{suffix}")
         tmp.write_bytes(data)
         try:
             if check is not None:
