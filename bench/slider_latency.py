@@ -58,15 +58,18 @@ TIMING = re.compile(r"Pruned in (\d+) ms(?:, fine-tuned in [\d.]+ s)?, evaluated
 
 
 def upload(page, url: str, model: Path, data: Path) -> None:
-    """The user's own model and dataset through the home page's uploaders (this session keeps them)."""
+    """The user's own model and dataset through the home page's uploaders (this session keeps them).
+
+    The dataset first: it is small and quick to check, so the model's upload (seconds of checks
+    on a large file) never overlaps another upload's rerun."""
     page.goto(url)
     page.get_by_text("Use your own model or dataset").click()
     inputs = page.locator('[data-testid="stFileUploader"] input[type=file]')
-    inputs.nth(0).set_input_files(str(model))
-    page.wait_for_timeout(1000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
     inputs.nth(1).set_input_files(str(data))
-    page.get_by_text(f"Baseline: {model.name}").wait_for(timeout=600_000)
+    page.wait_for_timeout(3000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
+    inputs.nth(0).set_input_files(str(model))
+    page.get_by_text(f"Baseline: {model.name}").wait_for(timeout=300_000)
     page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]', has_text="Prune").first.click()
 
 
