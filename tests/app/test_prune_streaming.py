@@ -37,23 +37,30 @@ class Gated:
         return self.real.prune(spec, on_progress=on_progress, on_evaluated=evaluated, supersede_key=supersede_key)
 
 
+def prune_page_through(monkeypatch, wrapper, sparsity: float) -> AppTest:
+    """The Prune page at `sparsity` (a spec no other test prunes), its executor wrapped by `wrapper`
+    (which gets the app's real executor as `real` on first use)."""
+    real = backend.get_executor
+
+    def executor():
+        wrapper.real = wrapper.real or real()
+        return wrapper
+
+    monkeypatch.setattr(backend, "get_executor", executor)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SPARSITY] = sparsity
+    return at
+
+
 def cards_shown(at: AppTest) -> dict[str, tuple[str, str]]:
     return {m.label: (m.value, m.delta) for m in at.metric}
 
 
 @pytest.mark.slow  # starts the worker and TensorFlow (about 30 s on 2 cores)
 def test_cards_come_first_then_sizes_and_latency_fill_in(monkeypatch):
-    real = backend.get_executor
     gated = Gated(None)
-
-    def executor():
-        gated.real = gated.real or real()
-        return gated
-
-    monkeypatch.setattr(backend, "get_executor", executor)
     monkeypatch.setattr(prune_jobs, "STREAM_WAIT_S", 3.0)
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
-    at.session_state[state.SPARSITY] = 0.63  # a spec no other test prunes: never a cached report
+    at = prune_page_through(monkeypatch, gated, 0.63)  # never a cached report
     at.run()
     assert not at.exception
     first = cards_shown(at)
@@ -106,16 +113,8 @@ class SlowSave:
 def test_the_full_report_is_drawn_before_its_model_file_is_stored(monkeypatch):
     # on ResNet50 writing the file took about 2 s of the move; the page no longer waits for it,
     # and a download made meanwhile waits for the stored file instead of failing
-    real = backend.get_executor
     slow = SlowSave(None)
-
-    def executor():
-        slow.real = slow.real or real()
-        return slow
-
-    monkeypatch.setattr(backend, "get_executor", executor)
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Prune.py"), default_timeout=TIMEOUT)
-    at.session_state[state.SPARSITY] = 0.64  # a spec no other test prunes
+    at = prune_page_through(monkeypatch, slow, 0.64)
     at.run()
     assert not at.exception
     full = cards_shown(at)
