@@ -4,6 +4,7 @@ Every executor runs specs through one Engine: baseline, prune (and save), sweep 
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -26,10 +27,29 @@ from .sweep import check_methods, run_sweep
 from .workbench import Workbench
 
 
+def numpy_without_hugepages() -> None:
+    """numpy asks the kernel for transparent huge pages on every large array (madvise). Where the
+    kernel's THP defrag is "madvise", a common default, a fresh 100 MB array can stall in memory
+    compaction: on ResNet50 (2 cores) a global-scope magnitude prune took 0.7-3.0 s with numpy's
+    default and 0.48-0.52 s without (BENCHMARKS.md). Only where an Engine prunes (the worker, the
+    CLI, a Ray actor): the app's server process, whose arrays are small, drew a cached move about
+    40 ms slower without. An explicit NUMPY_MADVISE_HUGEPAGE, which numpy reads, is kept."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
+
+
 class Engine:
     """Workbenches by (model, dataset, seed), least recently used dropped first."""
 
     def __init__(self, capacity: int = 2, kept_prunes: int = 2):
+        numpy_without_hugepages()
         self.capacity = capacity
         self.kept_prunes = kept_prunes
         self._benches: OrderedDict[tuple, Workbench] = OrderedDict()
