@@ -32,8 +32,9 @@ def numpy_without_hugepages() -> None:
     kernel's THP defrag is "madvise", a common default, a fresh 100 MB array can stall in memory
     compaction: on ResNet50 (2 cores) a global-scope magnitude prune took 0.7-3.0 s with numpy's
     default and 0.48-0.52 s without (BENCHMARKS.md). Only where an Engine prunes (the worker, the
-    CLI, a Ray actor): the app's server process, whose arrays are small, drew a cached move about
-    40 ms slower without. An explicit NUMPY_MADVISE_HUGEPAGE, which numpy reads, is kept."""
+    CLI, a Ray actor): the app's server process holds no large arrays (an interleaved browser run
+    showed no difference there either way). An explicit NUMPY_MADVISE_HUGEPAGE, which numpy reads,
+    is kept."""
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         return
     try:
